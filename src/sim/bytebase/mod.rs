@@ -1,0 +1,1 @@
+//! The Bytebase v1 emulator.

@@ -1,0 +1,1 @@
+//! The ServiceNow Table API emulator.

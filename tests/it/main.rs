@@ -1,0 +1,2 @@
+//! cabgate's integration tests: one binary, one module per area (each extra test binary costs a
+//! link on a 2-core machine). Clients are tested over real HTTP against the emulators.
