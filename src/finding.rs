@@ -192,3 +192,66 @@ impl Exit {
         }
     }
 }
+
+/// What the catalogue says of one finding code (`policies/codes.json`, the codes reference).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeInfo {
+    /// The stable code.
+    pub code: String,
+    /// Its default severity.
+    pub severity: Severity,
+    /// A short title (SARIF rule name, JUnit test case).
+    pub title: String,
+    /// What it means and why it matters.
+    pub description: String,
+    /// The usual fix.
+    pub remediation: String,
+}
+
+/// Every built-in finding code, in catalogue order. User policies may add codes of their own.
+pub fn catalogue() -> &'static [CodeInfo] {
+    static CATALOGUE: std::sync::OnceLock<Vec<CodeInfo>> = std::sync::OnceLock::new();
+    CATALOGUE.get_or_init(|| {
+        // The catalogue is compiled in and checked by a test, so a parse failure is a build bug.
+        serde_json::from_str(include_str!("../policies/codes.json"))
+            .unwrap_or_else(|e| panic!("policies/codes.json is invalid: {e}"))
+    })
+}
+
+/// The catalogue entry of a built-in code.
+pub fn code_info(code: &str) -> Option<&'static CodeInfo> {
+    catalogue().iter().find(|info| info.code == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_parses_and_codes_are_unique() {
+        let codes: Vec<&str> = catalogue().iter().map(|c| c.code.as_str()).collect();
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(codes.len(), unique.len());
+        assert!(codes.contains(&"lockdown/unexpected-holder"));
+    }
+
+    #[test]
+    fn report_sorts_and_counts() {
+        let mut waived = Finding::new("b/x", Severity::Error, "w");
+        waived.waived = true;
+        let report = Report::new(
+            "s.yaml",
+            vec![
+                Finding::new("b/x", Severity::Warning, "two"),
+                Finding::new("a/x", Severity::Error, "one"),
+                waived,
+            ],
+        );
+        let codes: Vec<&str> = report.findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["a/x", "b/x", "b/x"]);
+        assert_eq!(report.summary, Summary { errors: 1, warnings: 1, waived: 1 });
+        assert_eq!(Exit::for_report(&report, Severity::Error), Exit::Findings);
+    }
+}
