@@ -84,15 +84,24 @@ fn translate(error: &ValidationError<'_>, spans: &SpanMap, out: &mut Vec<Finding
             };
             let help = field_description(&format!("{pointer}/{}", escape(name)))
                 .map_or_else(|| format!("add `{name}`"), |d| format!("add `{name}`: {d}"));
-            out.push(at_value(message, help));
+            out.push(finding(message, help, spans.locate_key(&pointer), &pointer));
         }
         ValidationErrorKind::Type { .. } => {
             let expected = node.and_then(|n| n.get("type")).map_or("another type".into(), types);
-            let found = kind_of(error.instance());
-            out.push(at_value(
-                format!("{field} must be {expected}, not {found}"),
-                field_description(&pointer).unwrap_or_default().to_owned(),
-            ));
+            let instance = error.instance();
+            let found = kind_of(instance);
+            let quoted_boolean = expected.contains("`true`")
+                && instance
+                    .as_str()
+                    .is_some_and(|s| BOOLEAN_WORDS.contains(&s.to_lowercase().as_str()));
+            let help = if quoted_boolean {
+                "write `true` or `false`, without quotes (YAML 1.2 reads `yes`, `no`, `on` and \
+                 `off` as text)"
+                    .to_owned()
+            } else {
+                field_description(&pointer).unwrap_or_default().to_owned()
+            };
+            out.push(at_value(format!("{field} must be {expected}, not {found}"), help));
         }
         ValidationErrorKind::Enum { options } => {
             let value = error.instance();
@@ -127,6 +136,9 @@ fn translate(error: &ValidationError<'_>, spans: &SpanMap, out: &mut Vec<Finding
         }
     }
 }
+
+/// Words people write for booleans; YAML 1.2 reads only `true` and `false` as booleans.
+const BOOLEAN_WORDS: [&str; 10] = ["true", "false", "yes", "no", "on", "off", "y", "n", "1", "0"];
 
 fn finding(message: String, help: String, location: Option<Location>, pointer: &str) -> Finding {
     let mut finding = Finding::new(CODE, Severity::Error, message);
