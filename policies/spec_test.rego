@@ -10,7 +10,7 @@ base := {
 
 codes(spec_doc, idx) := {f.code | fs := spec.findings with input as {"spec": spec_doc, "index": idx}; some f in fs}
 
-strings(list) := {"strings": list, "durations": []}
+strings(list) := {"strings": list}
 
 test_a_clean_spec_has_no_findings if {
 	count(codes(base, strings([{"path": "/bytebase/serviceKeyEnv", "key": "serviceKeyEnv", "value": "CABGATE_BYTEBASE_KEY", "entropy": 3.5}]))) == 0

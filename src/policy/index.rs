@@ -15,7 +15,6 @@ use serde_json::{Map, Value, json};
 /// Builds `input.index` from the normalized spec document and the live snapshot.
 pub fn build(spec: &Value, live: Option<&Value>, now: DateTime<Utc>) -> Value {
     let mut index = Map::new();
-    index.insert("durations".into(), durations(spec));
     index.insert("strings".into(), strings(spec));
     index.insert("workflow".into(), workflow(spec));
     if let Some(live) = live.filter(|l| !l.is_null()) {
@@ -272,23 +271,6 @@ fn skipped_issues(spec: &Value, live: &Value, now: DateTime<Utc>) -> (Value, Val
         issues.push(fact);
     }
     (Value::String(cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)), Value::Array(issues))
-}
-
-/// Every duration field of the spec: `{path, value, valid}`.
-fn durations(spec: &Value) -> Value {
-    let fields = [
-        "/workflow/pollInterval",
-        "/workflow/rolloutWait/timeout",
-        "/alerts/skippedApproval/lookback",
-    ];
-    let mut out = Vec::new();
-    for path in fields {
-        if let Some(value) = spec.pointer(path).and_then(Value::as_str) {
-            let valid = humantime::parse_duration(value).is_ok_and(|d| !d.is_zero());
-            out.push(json!({"path": path, "value": value, "valid": valid}));
-        }
-    }
-    Value::Array(out)
 }
 
 /// Every string leaf of the spec: `{path, key, value, entropy}`. `key` is the nearest object key
