@@ -429,6 +429,30 @@ impl Client {
         Ok(entries.into_iter().map(|e| e.value).collect::<Vec<_>>().join("\n"))
     }
 
+    /// The sys_id of the `sys_user_group` named `name` (reference fields take sys_ids, the spec
+    /// names groups). `None` when no group has that name; two groups with it is an error.
+    pub async fn group_sys_id(&self, name: &str) -> Result<Option<SysId>, Error> {
+        let query = EncodedQuery::new().text_eq("name", name)?.order_by("sys_id");
+        let rows = self.list("sys_user_group", &query, &["sys_id", "name"]).await?;
+        let mut found = Vec::new();
+        for row in &rows {
+            let r = Record { table: "sys_user_group", record: row };
+            // An instance that dropped the term would list every group: keep exact matches.
+            if r.text("name")? == name {
+                found.push(r.sys_id("sys_id")?);
+            }
+        }
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            count => Err(Error::AmbiguousName {
+                table: "sys_user_group".into(),
+                name: name.to_owned(),
+                count,
+            }),
+        }
+    }
+
     /// Raw list access for tables the typed calls do not cover (read-only, stored values).
     pub async fn list_records(
         &self,

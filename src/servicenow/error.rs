@@ -119,6 +119,16 @@ pub enum Error {
         /// How many records carry it.
         count: usize,
     },
+    /// More than one record carries a name that must designate one (a group name).
+    #[error("ServiceNow {table}: {count} records are named {name:?}; it must designate one")]
+    AmbiguousName {
+        /// Table queried.
+        table: String,
+        /// The name.
+        name: String,
+        /// How many records carry it.
+        count: usize,
+    },
     /// A value that would widen a query: an invalid correlation id.
     #[error("invalid correlation_id {value:?}: {reason}")]
     InvalidCorrelationId {
@@ -132,6 +142,16 @@ pub enum Error {
     InvalidSysId {
         /// The value.
         value: String,
+    },
+    /// A free-text query value that would end its term and start another, or match everything.
+    #[error("invalid value {value:?} for query field `{field}`: {reason}")]
+    InvalidQueryValue {
+        /// The field.
+        field: String,
+        /// The value (cut to 120 characters).
+        value: String,
+        /// The rule it breaks.
+        reason: &'static str,
     },
     /// A query that would match everything because its list is empty.
     #[error("refusing a query with an empty {what}: it would match every record")]

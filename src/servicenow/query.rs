@@ -117,6 +117,29 @@ impl EncodedQuery {
         self
     }
 
+    /// `field=value` for a free-text value (a group name): refused when empty or when it holds
+    /// `^` or a line break, which would end the term and start another.
+    pub fn text_eq(mut self, field: &str, value: &str) -> Result<Self, Error> {
+        let reason = if value.trim().is_empty() {
+            Some("it is empty")
+        } else if value.contains('^') {
+            Some("it contains `^`, the encoded query's separator")
+        } else if value.contains(['\n', '\r']) {
+            Some("it contains a line break")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            return Err(Error::InvalidQueryValue {
+                field: field.to_owned(),
+                value: value.chars().take(120).collect(),
+                reason,
+            });
+        }
+        self.terms.push(format!("{field}={value}"));
+        Ok(self)
+    }
+
     /// `correlation_idINa,b,c`; an empty list is refused rather than matching everything.
     pub fn correlation_in(mut self, ids: &[CorrelationId]) -> Result<Self, Error> {
         if ids.is_empty() {
@@ -271,6 +294,15 @@ mod tests {
         let id = CorrelationId::parse("projects/p/issues/1").unwrap();
         let q = EncodedQuery::new().order_by("sys_id").correlation_eq(&id).constant("active=true");
         assert_eq!(q.encode(), "correlation_id=projects/p/issues/1^active=true^ORDERBYsys_id");
+    }
+
+    #[test]
+    fn text_value_cannot_smuggle_a_term() {
+        let q = EncodedQuery::new().text_eq("name", "DB Security").unwrap().order_by("sys_id");
+        assert_eq!(q.encode(), "name=DB Security^ORDERBYsys_id");
+        for bad in ["", "  ", "x^ORname=y", "a\nb"] {
+            assert!(EncodedQuery::new().text_eq("name", bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
