@@ -8,6 +8,9 @@
 
 pub mod decide;
 pub mod facts;
+pub mod listen;
+pub mod metrics;
+pub mod template;
 
 pub use decide::{Machine, Record, Step, decide};
 pub use facts::{Facts, Governance, Observation};
