@@ -6,10 +6,14 @@
 //! tests drive directly, while observe and act are the only code that talks to Bytebase and
 //! ServiceNow.
 
+pub mod act;
 pub mod decide;
 pub mod facts;
 pub mod listen;
 pub mod metrics;
+pub mod observe;
+pub mod port;
+pub mod runner;
 pub mod template;
 
 pub use decide::{Machine, Record, Step, decide};
