@@ -15,6 +15,7 @@ pub mod observe;
 pub mod port;
 pub mod runner;
 pub mod template;
+pub mod wiring;
 
 pub use decide::{Machine, Record, Step, decide};
 pub use facts::{Facts, Governance, Observation};
