@@ -2,8 +2,8 @@
 //! and user policies over the spec alone (workflow safety, waivers, inline secrets…).
 //!
 //! Exit codes: 0 clean (warnings allowed unless `--fail-on warning`), 1 findings at or above the
-//! threshold, 2 an invalid spec (any `spec/schema` finding), a missing file or bad policies, 3 a
-//! failure to write the report.
+//! threshold, 2 an invalid spec (any `spec/schema` finding), a missing file or policies that do
+//! not parse, 3 a policy that fails while it runs or a report that cannot be written.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -75,16 +75,13 @@ pub fn run(args: Args) -> Outcome {
     let options = policy::Options { user_dirs: args.policies.clone(), now: chrono::Utc::now() };
     let findings = match policy::evaluate(&loaded, None, &options) {
         Ok(evaluation) => evaluation.findings,
-        // TODO: temporary, until the policy engine lands on `main`: without it, lint checks the
-        // schema only and reports no policy findings. Remove this arm when `evaluate` is built.
-        Err(PolicyError::NotBuilt) => {
-            tracing::warn!("the policy engine is not built yet: only the schema was checked");
-            Vec::new()
+        // A policy folder that cannot be read or Rego that does not parse is bad input on the
+        // command line (`--policy`): exit 2.
+        Err(error @ (PolicyError::Read { .. } | PolicyError::Parse { .. })) => {
+            return Err(Failure::invalid(error));
         }
-        // Other policy errors (a user policy that does not compile, …) mean the command line's
-        // `--policy` input is unusable.
-        #[allow(unreachable_patterns, reason = "PolicyError gains variants with the engine")]
-        Err(error) => return Err(Failure::invalid(error)),
+        // A policy that fails while it runs, or yields a malformed finding: exit 3.
+        Err(error) => return Err(Failure::runtime(error)),
     };
     let report = Report::new(name, findings);
     let context = Context { source: Some(&loaded.source), spans: Some(&loaded.spans), color };

@@ -23,12 +23,55 @@ fn stdout(output: &Output) -> String {
 }
 
 #[test]
-fn the_example_lints_clean() {
-    let output = lint(&[EXAMPLE, "--format", "json"]);
+fn the_valid_fixtures_lint_clean_with_the_built_in_policies() {
+    for spec in [EXAMPLE, "fixtures/specs/full.yaml"] {
+        let output = lint(&[spec, "--format", "json"]);
+        let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+        assert_eq!(report["findings"], serde_json::json!([]), "{spec}: {report:#}");
+        assert_eq!(output.status.code(), Some(0), "{spec}");
+        assert_eq!(report["spec"], spec);
+    }
+}
+
+#[test]
+fn warnings_fail_only_with_fail_on_warning() {
+    let spec = "fixtures/specs/expired-waiver.yaml";
+    let output = lint(&[spec, "--format", "json"]);
+    assert_eq!(output.status.code(), Some(0));
     let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
-    assert_eq!(report["summary"]["errors"], 0, "{report:#}");
-    assert_eq!(output.status.code(), Some(0), "{report:#}");
-    assert_eq!(report["spec"], EXAMPLE);
+    assert_eq!(report["findings"][0]["code"], "waiver/expired");
+    assert_eq!(report["findings"][0]["location"]["line"], 64);
+    assert_eq!(lint(&[spec, "--fail-on", "warning"]).status.code(), Some(1));
+}
+
+#[test]
+fn user_policies_add_findings_and_bad_ones_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("naming.rego"),
+        "package cabgate.rules.acme\n\nfindings contains f if {\n  input.spec.name != \"acme\"\n  \
+         f := {\"code\": \"acme/name\", \"severity\": \"error\", \"message\": \"not acme\",\n  \
+         \"path\": \"/name\"}\n}\n",
+    )
+    .unwrap();
+    let policy_dir = dir.path().to_str().unwrap();
+    let output = lint(&[EXAMPLE, "--policy", policy_dir, "--format", "sarif"]);
+    assert_eq!(output.status.code(), Some(1), "{}", String::from_utf8_lossy(&output.stderr));
+    let log: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let result = &log["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "acme/name");
+    assert_eq!(result["locations"][0]["physicalLocation"]["region"]["startLine"], 4);
+    let rules = log["runs"][0]["tool"]["driver"]["rules"].as_array().unwrap();
+    assert!(rules.iter().any(|r| r["id"] == "acme/name"), "user codes become rules");
+
+    std::fs::write(
+        dir.path().join("broken.rego"),
+        "package cabgate.rules.broken\nthis is not rego\n",
+    )
+    .unwrap();
+    let output = lint(&[EXAMPLE, "--policy", policy_dir]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty());
 }
 
 #[test]
