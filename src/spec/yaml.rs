@@ -191,7 +191,10 @@ impl<'a> Builder<'a> {
             let (event, key_span) = self.next()?;
             let key = match event {
                 Event::MappingEnd => return Ok((Value::Object(map), key_span)),
-                Event::Scalar(text, ..) => text.into_owned(),
+                Event::Scalar(text, _, anchor, tag) => {
+                    self.anchor_and_tag(key_span, pointer, anchor, tag.as_deref())?;
+                    text.into_owned()
+                }
                 other => {
                     self.problem(
                         key_span,

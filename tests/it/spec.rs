@@ -304,3 +304,11 @@ fn the_schema_and_the_model_agree() {
         }
     }
 }
+
+#[test]
+fn anchors_on_keys_and_custom_tags_are_refused() {
+    let text = MINIMAL.replace("name: t", "&k name: !custom t");
+    let found = places(&problems(text.as_bytes()));
+    assert!(found.iter().any(|(l, c, m)| (*l, *c) == (2, 1) && m.contains("anchors")), "{found:?}");
+    assert!(found.iter().any(|(_, _, m)| m.contains("tag `!custom`")), "{found:?}");
+}
