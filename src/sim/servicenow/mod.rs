@@ -63,7 +63,8 @@ use crate::sim::clock::Clock;
 ///
 /// In `change_requests` and `incidents`, reference fields may name the record (a user's
 /// `user_name`, a group's `name`) instead of its sys_id; numbers and sys_ids are assigned when
-/// missing.
+/// missing; states are taken as given (no model check). A CHG seeded in Assess or Authorize
+/// without an `approval` gets its approval round, as if it had just been moved there.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct World {

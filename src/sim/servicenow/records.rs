@@ -11,7 +11,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::schema::{self, Kind};
-use super::{World, auth, change};
+use super::{World, approvals, auth, change};
 use crate::sim::clock::Clock;
 
 /// One row: field name → stored string value.
@@ -111,10 +111,16 @@ impl Db {
                     rec.insert(field.clone(), value);
                 }
                 let sys_id = rec.get("sys_id").cloned().unwrap_or_else(|| db.new_sys_id());
-                rec.insert("sys_id".into(), sys_id);
+                rec.insert("sys_id".into(), sys_id.clone());
                 stamp_insert(&mut rec, SYSTEM_USER, &now);
                 change::defaults_on_insert(&mut db, table, &mut rec, SYSTEM_USER, &now);
+                let awaits_cab = table == "change_request"
+                    && !seed.contains_key("approval")
+                    && matches!(rec["state"].as_str(), change::ASSESS | change::AUTHORIZE);
                 db.push(table, rec);
+                if awaits_cab {
+                    approvals::request(&mut db, world, &sys_id, SYSTEM_USER, &now);
+                }
             }
         }
         db
