@@ -1119,3 +1119,99 @@ async fn a_seeded_change_in_assess_awaits_the_cab() {
         .unwrap();
     assert_eq!(dump["result"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn only_the_approver_or_an_admin_writes_an_approval_row() {
+    let sim = start(world_with(json!({
+        "users": [
+            { "user_name": USER, "password": PASSWORD, "name": "CAB Gate" },
+            { "user_name": "alice", "name": "Alice Approver" },
+            { "user_name": "bob", "name": "Bob Board" },
+            { "user_name": "carol", "name": "Carol Chair" },
+            { "user_name": "admin", "password": "root", "name": "System Administrator",
+              "roles": ["admin"] }
+        ]
+    })))
+    .await;
+    let chg = sim.create_chg(json!({})).await;
+    let id = chg["sys_id"].as_str().unwrap();
+    sim.set_state(id, "-4").await;
+    let rows = sim.approvers(id).await;
+    let row = rows.iter().find(|r| r["approver.user_name"] == "alice").unwrap();
+    let path =
+        format!("/api/now/v2/table/sysapproval_approver/{}", row["sys_id"].as_str().unwrap());
+    let forged = sim.patch(&path, json!({ "state": "approved" })).await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN, "the integration user is not the approver");
+    assert_eq!(sim.chg(id).await["approval"], "requested");
+
+    let admin = sim
+        .http
+        .patch(sim.url(&path))
+        .basic_auth("admin", Some("root"))
+        .header("Accept", "application/json")
+        .json(&json!({ "state": "approved" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(admin.status(), StatusCode::OK);
+    let row = body(admin).await["result"].clone();
+    assert_eq!(row["sys_updated_by"], "admin");
+    assert_eq!(sim.chg(id).await["approval"], "approved");
+}
+
+#[tokio::test]
+async fn choice_lists_are_readable_from_sys_choice() {
+    let sim = start(world_with(json!({
+        "extra_states": [{ "value": "-6", "label": "Peer Review" }]
+    })))
+    .await;
+    let states = sim
+        .list(
+            "/api/now/v2/table/sys_choice?sysparm_query=name=change_request^element=state\
+             ^ORDERBYsequence&sysparm_fields=value,label",
+        )
+        .await;
+    let pairs: Vec<(&str, &str)> = states
+        .iter()
+        .map(|c| (c["value"].as_str().unwrap(), c["label"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        pairs,
+        vec![
+            ("-5", "New"),
+            ("-4", "Assess"),
+            ("-3", "Authorize"),
+            ("-2", "Scheduled"),
+            ("-1", "Implement"),
+            ("0", "Review"),
+            ("3", "Closed"),
+            ("4", "Canceled"),
+            ("-6", "Peer Review"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_uri_answers_400() {
+    let sim = start(world()).await;
+    let response = sim.get("/api/now/v2/tables/change_request").await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let envelope = body(response).await;
+    assert_eq!(envelope["error"]["message"], "Requested URI does not represent any resource");
+    assert_eq!(envelope["status"], "failure");
+}
+
+#[tokio::test]
+async fn without_a_cab_group_the_assignment_group_approves() {
+    let mut world = world();
+    world.as_object_mut().unwrap().remove("cab");
+    let sim = start(world).await;
+    let group = sim.group_id("Database CAB").await;
+    let chg = sim.create_chg(json!({ "assignment_group": group })).await;
+    let id = chg["sys_id"].as_str().unwrap();
+    sim.set_state(id, "-4").await;
+    let rows = sim.approvers(id).await;
+    let approvers: Vec<&str> =
+        rows.iter().map(|r| r["approver.user_name"].as_str().unwrap()).collect();
+    assert_eq!(approvers, vec!["bob"]);
+}

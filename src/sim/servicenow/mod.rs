@@ -115,6 +115,8 @@ pub struct User {
     pub date_format: Option<String>,
     /// Whether the user is active (default true); inactive users cannot log in.
     pub active: Option<bool>,
+    /// Roles; `admin` and `approval_admin` may decide approvals assigned to someone else.
+    pub roles: Vec<String>,
 }
 
 /// A `sys_user_group` row.
@@ -242,6 +244,7 @@ pub fn router(world: World, clock: Clock) -> Router {
         .merge(table::routes(shared.clone()))
         .merge(auth::routes())
         .merge(control::routes())
+        .fallback(table::unknown_uri)
         .with_state(shared)
 }
 
