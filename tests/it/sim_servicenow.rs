@@ -1215,3 +1215,44 @@ async fn without_a_cab_group_the_assignment_group_approves() {
         rows.iter().map(|r| r["approver.user_name"].as_str().unwrap()).collect();
     assert_eq!(approvers, vec!["bob"]);
 }
+
+/// YAML to JSON, enough for world files (simbb's loader does the same for the whole world).
+fn yaml_to_json(yaml: &saphyr::Yaml) -> Value {
+    use saphyr::{Scalar, Yaml};
+    match yaml {
+        Yaml::Value(Scalar::Null) => Value::Null,
+        Yaml::Value(Scalar::Boolean(b)) => json!(b),
+        Yaml::Value(Scalar::Integer(i)) => json!(i),
+        Yaml::Value(Scalar::FloatingPoint(f)) => json!(f.into_inner()),
+        Yaml::Value(Scalar::String(s)) => json!(s),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
+        Yaml::Mapping(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.as_str().expect("string key").to_string(), yaml_to_json(v)))
+                .collect(),
+        ),
+        other => panic!("unexpected YAML node {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_fixture_world_loads_with_a_change_awaiting_the_cab() {
+    use saphyr::LoadableYamlNode;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worlds/servicenow-cab.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let docs = saphyr::Yaml::load_from_str(&text).unwrap();
+    let section = yaml_to_json(&docs[0])["servicenow"].clone();
+    let world: World = serde_json::from_value(section.clone()).expect("the section is a World");
+    assert_eq!(world.users.len(), 5);
+    let sim = start(section).await;
+    let waiting = sim
+        .http
+        .get(sim.url("/api/now/v2/table/change_request?sysparm_query=approval=requested"))
+        .basic_auth("cabgate", Some("cabgate-sim"))
+        .send()
+        .await
+        .unwrap();
+    let waiting = body(waiting).await["result"].as_array().unwrap().clone();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0]["state"], "-4");
+}
