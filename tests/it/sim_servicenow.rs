@@ -1256,3 +1256,32 @@ async fn the_fixture_world_loads_with_a_change_awaiting_the_cab() {
     assert_eq!(waiting.len(), 1);
     assert_eq!(waiting[0]["state"], "-4");
 }
+
+#[tokio::test]
+async fn queries_compare_states_as_numbers_and_join_with_or_and_nq() {
+    let sim = start(world()).await;
+    let first = sim.create_chg(json!({ "short_description": "one" })).await;
+    sim.create_chg(json!({ "short_description": "two" })).await;
+    sim.create_chg(json!({ "short_description": "three", "category": "Database" })).await;
+    sim.set_state(first["sys_id"].as_str().unwrap(), "-4").await;
+    let numbers = |rows: Vec<Value>| -> Vec<String> {
+        rows.iter().map(|r| r["number"].as_str().unwrap().to_string()).collect()
+    };
+    let base = "/api/now/v2/table/change_request?sysparm_fields=number&sysparm_query=";
+    let assessed = sim.list(&format!("{base}state>-5^ORDERBYnumber")).await;
+    assert_eq!(numbers(assessed), vec!["CHG0030001"]);
+    let either = sim
+        .list(&format!(
+            "{base}short_descriptionSTARTSWITHtw^ORshort_descriptionENDSWITHree^ORDERBYnumber"
+        ))
+        .await;
+    assert_eq!(numbers(either), vec!["CHG0030002", "CHG0030003"]);
+    let new_query =
+        sim.list(&format!("{base}category=Database^NQstate=-4^ORDERBYDESCnumber")).await;
+    assert_eq!(numbers(new_query), vec!["CHG0030003", "CHG0030001"]);
+    let empty =
+        sim.list(&format!("{base}categoryISEMPTY^numberNOT INCHG0030001^ORDERBYnumber")).await;
+    assert_eq!(numbers(empty), vec!["CHG0030002"]);
+    let like = sim.list(&format!("{base}short_descriptionLIKEhre")).await;
+    assert_eq!(numbers(like), vec!["CHG0030003"]);
+}
