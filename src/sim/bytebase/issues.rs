@@ -560,41 +560,51 @@ pub fn review(
 ) -> ApiResult {
     let issue = find(db, project, &id.to_string())?.clone();
     let allow_self = db.project(project).is_some_and(|p| p.config.allow_self_approval);
+    // The order of checks follows `Workflow.ReviewIssue` and `applyReviewAction`.
+    if issue.draft {
+        return Err(ApiError::precondition(
+            "draft issue must be submitted before approval actions are allowed",
+        ));
+    }
+    if !issue.finding_done {
+        return Err(ApiError::precondition("approval template finding is not done"));
+    }
+    let Some(template) = &issue.template else {
+        return Err(ApiError::internal("approval template is required"));
+    };
+    let rejected = issue.approvers.iter().any(|a| a.status == "REJECTED");
     match action {
         Review::Request => {
-            if issue.creator != actor {
-                return Err(ApiError::denied("only the issue creator can request review"));
+            if !rejected {
+                return Err(ApiError::invalid(
+                    "cannot request issues because the issue is not rejected",
+                ));
             }
-            if approval_status(&issue) != "REJECTED" {
-                return Err(ApiError::invalid("cannot request issue because it is not rejected"));
+            if issue.creator != actor {
+                return Err(ApiError::denied(
+                    "cannot request issues because you are not the issue creator",
+                ));
             }
         }
         Review::Approve | Review::Reject => {
-            if !issue.finding_done {
-                return Err(ApiError::precondition("approval template finding is not done"));
+            let verb = if action == Review::Approve { "approve" } else { "reject" };
+            if rejected {
+                return Err(ApiError::invalid(format!(
+                    "cannot {verb} because the issue has been rejected"
+                )));
             }
-            let Some(template) = &issue.template else {
-                return Err(ApiError::internal("approval template is required"));
-            };
-            match approval_status(&issue) {
-                "REJECTED" => {
-                    return Err(ApiError::invalid("cannot approve or reject a rejected issue"));
-                }
-                "APPROVED" => return Err(ApiError::invalid("the issue has already been approved")),
-                _ => {}
-            }
-            let role = template.flow.roles.get(issue.approvers.len()).cloned();
-            let Some(role) = role else {
-                return Err(ApiError::invalid("the issue has no pending approval step"));
+            let Some(role) = template.flow.roles.get(issue.approvers.len()).cloned() else {
+                return Err(ApiError::invalid("the issue has been approved"));
             };
             if !approval::holds_role(db, actor, &role, project, now) {
                 return Err(ApiError::denied(format!(
-                    "cannot {} because the user does not have the required role {role}",
-                    if action == Review::Approve { "approve" } else { "reject" }
+                    "cannot {verb} because the user does not have the required permission"
                 )));
             }
             if issue.creator == actor && !allow_self {
-                return Err(ApiError::denied("the issue creator cannot approve their own issue"));
+                return Err(ApiError::denied(format!(
+                    "cannot {verb} because self-approval is not allowed for this project"
+                )));
             }
         }
     }

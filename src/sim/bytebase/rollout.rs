@@ -504,13 +504,15 @@ fn approval_gate(db: &Db, plan: &PlanRec) -> ApiResult<()> {
     let require = db.project(&plan.project).is_some_and(|p| p.config.require_issue_approval);
     let Some(issue) = plan.issue.and_then(|i| db.issue(&plan.project, i)) else { return Ok(()) };
     if issue.draft {
-        return Err(ApiError::invalid("cannot create a rollout for a draft issue"));
+        return Err(ApiError::precondition(
+            "draft issue must be submitted before rollout creation",
+        ));
     }
     if require && !gate_approved(issue) {
-        return Err(ApiError::precondition(format!(
-            "cannot create rollout because issue {} is not approved",
-            super::issues::issue_name(issue)
-        )));
+        return Err(ApiError::precondition(
+            "cannot create rollout because issue approval is required but the issue is not \
+             approved",
+        ));
     }
     Ok(())
 }
@@ -537,8 +539,8 @@ pub fn create_rollout(db: &mut Db, call: &Call, args: &[String]) -> ApiResult {
     if body.validate_only {
         return Ok(Obj::new().str("name", &format!("{}/rollout", plan_name(plan))).build());
     }
-    let created = build_rollout(db, plan_id, call.now, only.as_deref());
-    start_automatic(db, plan_id, &created, call.now);
+    // The API goes through the same workflow as the RolloutCreator: the linked issue is DONE.
+    create_rollout_now(db, plan_id, call.now, only.as_deref());
     let plan = find_plan(db, &args[0], &args[1])?;
     let rollout = plan.rollout.as_ref().ok_or_else(|| ApiError::internal("rollout vanished"))?;
     Ok(rollout_json(plan, rollout))
