@@ -244,3 +244,116 @@ async fn a_removed_sink_leaves_its_deliveries_pending() {
     assert_eq!((report.delivered, report.orphaned), (1, 1));
     assert_eq!(store.pending_deliveries().unwrap().len(), 1);
 }
+
+mod incident {
+    //! The ServiceNow sink against the emulator.
+
+    use cabgate::servicenow::retry::RetryPolicy;
+    use cabgate::servicenow::{Client, ClientOptions, Credentials, Secret};
+    use cabgate::sim::clock::Clock;
+    use cabgate::sim::servicenow::{World, router};
+    use cabgate::spec::model::ServiceNowSink;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    async fn start_instance() -> (String, Client) {
+        let world: World = serde_json::from_value(json!({
+            "seed": 3,
+            "users": [{ "user_name": "cabgate", "password": "pw", "name": "CAB Gate" }],
+            "groups": [{ "name": "DB Security", "members": [] }]
+        }))
+        .unwrap();
+        let app = router(world, Clock::new());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let credentials =
+            Credentials::Basic { user: "cabgate".into(), password: Secret::new("pw") };
+        let options = ClientOptions { retry: RetryPolicy::fast(), ..ClientOptions::default() };
+        (base.clone(), Client::new(&base, credentials, options).unwrap())
+    }
+
+    async fn incidents(base: &str) -> Vec<Value> {
+        let body: Value = reqwest::get(format!("{base}/_sim/table/incident"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["result"].as_array().cloned().unwrap()
+    }
+
+    fn sinks(group: &str) -> SkippedApproval {
+        SkippedApproval {
+            lookback: "7d".into(),
+            sinks: vec![Sink::Servicenow(ServiceNowSink {
+                table: "incident".into(),
+                assignment_group: Some(group.into()),
+                urgency: Some(1),
+            })],
+        }
+    }
+
+    #[tokio::test]
+    async fn one_incident_per_alert_even_when_the_delivered_mark_was_lost() {
+        let (base, client) = start_instance().await;
+        let spec = sinks("DB Security");
+        let outbox = Outbox::from_spec(&spec, &env, Some(client.clone()), fast()).unwrap();
+        let store = SqliteStore::open_in_memory().unwrap();
+        alert::enqueue_skipped(&store, &spec.sinks, &issue(21), "cabgate@test", t0()).unwrap();
+        let report = outbox.deliver_due(&store, "cabgate@test", t0()).await.unwrap();
+        assert_eq!(report.delivered, 1);
+
+        let rows = incidents(&base).await;
+        assert_eq!(rows.len(), 1);
+        let incident = &rows[0];
+        assert_eq!(
+            incident["correlation_id"],
+            "cabgate:skipped-approval:projects/payments/issues/21"
+        );
+        assert_eq!(incident["urgency"], "1");
+        let group = client.group_sys_id("DB Security").await.unwrap().unwrap();
+        assert_eq!(incident["assignment_group"], group.as_str());
+        let short = incident["short_description"].as_str().unwrap();
+        assert!(short.contains("projects/payments/issues/21") && short.contains("Drop the audit"));
+        let description = incident["description"].as_str().unwrap();
+        assert!(description.contains("SKIPPED"));
+        assert!(description.contains("Creator: users/dev@acme.example"));
+        assert!(description.contains("Environments: environments/prod"));
+        let journal = store.journal(None, 10).unwrap();
+        assert!(journal.last().unwrap().outcome.contains("opened INC"), "{journal:?}");
+
+        // The runner died after the incident was opened but before the mark: a store without the
+        // mark delivers again, and the sink finds the incident instead of opening another.
+        let forgetful = SqliteStore::open_in_memory().unwrap();
+        alert::enqueue_skipped(&forgetful, &spec.sinks, &issue(21), "cabgate@test", t0()).unwrap();
+        assert_eq!(outbox.deliver_due(&forgetful, "x", t0()).await.unwrap().delivered, 1);
+        assert_eq!(incidents(&base).await.len(), 1);
+        let journal = forgetful.journal(None, 10).unwrap();
+        assert!(journal.last().unwrap().outcome.contains("already opened"), "{journal:?}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_assignment_group_fails_the_delivery_and_keeps_it() {
+        let (base, client) = start_instance().await;
+        let spec = sinks("No Such Group");
+        let outbox = Outbox::from_spec(&spec, &env, Some(client), fast()).unwrap();
+        let store = SqliteStore::open_in_memory().unwrap();
+        alert::enqueue_skipped(&store, &spec.sinks, &issue(22), "cabgate@test", t0()).unwrap();
+        let report = outbox.deliver_due(&store, "cabgate@test", t0()).await.unwrap();
+        assert_eq!(report.failed, 1);
+        let pending = store.pending_deliveries().unwrap();
+        assert_eq!(
+            pending[0].last_error.as_deref(),
+            Some("assignment group \"No Such Group\" not found in sys_user_group")
+        );
+        assert!(incidents(&base).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_servicenow_sink_needs_the_servicenow_client() {
+        let err = Outbox::from_spec(&sinks("DB Security"), &env, None, fast()).unwrap_err();
+        assert!(err.to_string().contains("needs the servicenow section"), "{err}");
+    }
+}
