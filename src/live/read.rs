@@ -73,13 +73,14 @@ pub async fn read(
 ) -> Result<Snapshot, LiveError> {
     let governed = governed_matcher(&spec.bytebase.projects)?;
     let lookback =
-        humantime::parse_duration(&spec.alerts.skipped_approval.lookback).map_err(|e| {
-            LiveError::Spec {
-                field: "alerts.skippedApproval.lookback",
-                reason: format!("{:?}: {e}", spec.alerts.skipped_approval.lookback),
-            }
+        crate::spec::parse_duration(&spec.alerts.skipped_approval.lookback).map_err(|e| {
+            LiveError::Spec { field: "alerts.skippedApproval.lookback", reason: e.to_string() }
         })?;
-    let since = options.now - TimeDelta::from_std(lookback).unwrap_or(TimeDelta::MAX);
+    // A lookback beyond the calendar reads every issue rather than failing.
+    let since = TimeDelta::from_std(lookback)
+        .ok()
+        .and_then(|d| options.now.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
 
     // 1–2. Login (lazily, on the first call) and the workspace id.
     let workspace = client.get_workspace().await?.name;
