@@ -1,21 +1,36 @@
-//! The policy layer: built-in and user Rego evaluated with regorus over `{spec, live, index}`.
+//! The policy layer: built-in and user Rego evaluated with regorus over `{spec, live, index, now}`.
 //!
-//! Data is indexed in Rust before evaluation (regorus goes quadratic on nested comprehensions over
-//! big inputs), so every policy stays linear. regorus errors are converted here, once, into
-//! diagnostics that name the policy file and line.
+//! Data is indexed in Rust before evaluation ([`index`]): regorus goes quadratic on nested
+//! comprehensions over big inputs, and Rego has no globs, CEL or recursion, so every policy stays
+//! a linear pass over the input. regorus errors are converted here, once, into diagnostics that
+//! name the policy file and line ([`PolicyError`]).
+//!
+//! The rule convention (docs/policies.md): every package under `cabgate.rules.` defines a partial
+//! set `findings` of objects `{code, message, resource?, via?, path?, severity?, remediation?}`.
+//! `path` is a JSON Pointer into the spec; the engine turns it into a line and column. Severity and
+//! remediation of built-in codes come from `policies/codes.json` (`data.cabgate.codes`) when a
+//! finding does not set them. Waivers of the spec are applied after evaluation.
+
+mod engine;
+pub mod index;
+pub mod testing;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
 
-use crate::finding::Finding;
+use crate::finding::{Finding, Severity, code_info};
 use crate::spec::LoadedSpec;
+
+pub use engine::{BUILTIN_POLICIES, BUILTIN_TESTS, EVALUATION_LIMIT, PolicySet};
 
 /// How to evaluate.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Folders of the user's own Rego (`--policy DIR`).
+    /// Folders of the user's own Rego (`--policy DIR`), searched recursively for `*.rego` files
+    /// other than `*_test.rego`.
     pub user_dirs: Vec<PathBuf>,
     /// The time the checks are made at (waiver expiry, binding expiry, lookback windows).
     pub now: DateTime<Utc>,
@@ -24,26 +39,170 @@ pub struct Options {
 /// The result of one evaluation.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluation {
-    /// Findings with their spec locations filled in and waivers applied.
+    /// Findings with their spec locations filled in and waivers applied (unsorted: `Report::new`
+    /// fixes the order and drops duplicates).
     pub findings: Vec<Finding>,
-    /// Time spent per policy package (for `--profile`).
+    /// Time spent per policy package (for `--profile`), in evaluation order. The first entry,
+    /// `(index)`, is the time spent building `input.index` in Rust.
     pub profile: Vec<(String, Duration)>,
 }
 
 /// A policy could not be loaded or evaluated.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum PolicyError {
-    /// Placeholder until the engine lands; see the policy module's owner.
-    #[error("the policy engine is not built yet")]
-    NotBuilt,
+    /// A policy file or folder could not be read.
+    #[error("cannot read policy {path}")]
+    #[diagnostic(code(cabgate::policy::read))]
+    Read {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A policy file is not valid Rego (v1).
+    #[error("{file}:{line}:{column}: {message}")]
+    #[diagnostic(code(cabgate::policy::parse))]
+    Parse {
+        /// The policy file.
+        file: String,
+        /// 1-based line (0 when regorus did not say).
+        line: u32,
+        /// 1-based column (0 when regorus did not say).
+        column: u32,
+        /// What is wrong.
+        message: String,
+        /// regorus's own text, with the source excerpt.
+        #[help]
+        note: String,
+    },
+    /// Evaluating a package failed (a builtin error, a conflict, the time limit…).
+    #[error("policy package {package} failed{}: {message}", at(file, *line))]
+    #[diagnostic(code(cabgate::policy::eval))]
+    Eval {
+        /// The package, e.g. `data.cabgate.rules.lockdown`.
+        package: String,
+        /// The policy file, when regorus named one.
+        file: Option<String>,
+        /// The line, when regorus named one.
+        line: Option<u32>,
+        /// What went wrong.
+        message: String,
+        /// regorus's own text.
+        #[help]
+        note: String,
+    },
+    /// A rule produced a finding that does not follow the convention.
+    #[error("policy package {package} produced an invalid finding: {problem}")]
+    #[diagnostic(
+        code(cabgate::policy::finding),
+        help("a finding is an object with string `code` and `message`; see docs/policies.md")
+    )]
+    Finding {
+        /// The package.
+        package: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+fn at(file: &Option<String>, line: Option<u32>) -> String {
+    match (file, line) {
+        (Some(file), Some(line)) => format!(" at {file}:{line}"),
+        (Some(file), None) => format!(" in {file}"),
+        _ => String::new(),
+    }
 }
 
 /// Evaluates every built-in policy and the user's own over the spec and, for `check`, the live
 /// snapshot.
 pub fn evaluate(
-    _spec: &LoadedSpec,
-    _live: Option<&serde_json::Value>,
-    _options: &Options,
+    spec: &LoadedSpec,
+    live: Option<&Value>,
+    options: &Options,
 ) -> Result<Evaluation, PolicyError> {
-    Err(PolicyError::NotBuilt)
+    let mut policies = PolicySet::load(&options.user_dirs)?;
+    let started = std::time::Instant::now();
+    let input = build_input(&spec.document, live, options.now);
+    let mut profile = vec![("(index)".to_owned(), started.elapsed())];
+    let raw = policies.evaluate(&input)?;
+    let mut findings = Vec::new();
+    for package in raw {
+        profile.push((package.package.clone(), package.elapsed));
+        for value in &package.findings {
+            findings.push(to_finding(&package.package, value, spec)?);
+        }
+    }
+    apply_waivers(&mut findings, &spec.document, options.now);
+    Ok(Evaluation { findings, profile })
+}
+
+/// The policy input: `{"spec", "live", "index", "now"}` (docs/policies.md).
+pub fn build_input(document: &Value, live: Option<&Value>, now: DateTime<Utc>) -> Value {
+    let live = live.cloned().unwrap_or(Value::Null);
+    let index = index::build(document, Some(&live), now);
+    let now = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    json!({"spec": document, "live": live, "index": index, "now": now})
+}
+
+/// Turns one finding object of the convention into a [`Finding`].
+fn to_finding(package: &str, value: &Value, spec: &LoadedSpec) -> Result<Finding, PolicyError> {
+    let problem = |problem: String| PolicyError::Finding { package: package.to_owned(), problem };
+    let Some(object) = value.as_object() else {
+        return Err(problem(format!("{value} is not an object")));
+    };
+    let text = |key: &str| -> Result<Option<String>, PolicyError> {
+        match object.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(problem(format!("`{key}` is {other}, not a string"))),
+        }
+    };
+    let code = text("code")?.ok_or_else(|| problem(format!("{value} has no `code`")))?;
+    let message = text("message")?.ok_or_else(|| problem(format!("{code} has no `message`")))?;
+    let info = code_info(&code);
+    let severity = match text("severity")?.as_deref() {
+        None => info.map_or(Severity::Error, |i| i.severity),
+        Some("error") => Severity::Error,
+        Some("warning") => Severity::Warning,
+        Some("info") => Severity::Info,
+        Some(other) => return Err(problem(format!("{code} has the unknown severity {other:?}"))),
+    };
+    let via = match object.get("via") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(one)) => vec![one.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| problem(format!("{code} has a `via` that is not all strings")))?,
+        Some(other) => return Err(problem(format!("{code} has `via` {other}"))),
+    };
+    let mut finding = Finding::new(code, severity, message);
+    finding.resource = text("resource")?;
+    finding.via = via;
+    finding.remediation = text("remediation")?.or_else(|| info.map(|i| i.remediation.clone()));
+    finding.location = text("path")?.and_then(|path| spec.spans.locate(&path));
+    Ok(finding)
+}
+
+/// Marks the findings that a live waiver covers. An expired waiver waives nothing (the
+/// `waiver/expired` policy reports it); a waiver never covers `waiver/expired` itself.
+fn apply_waivers(findings: &mut [Finding], document: &Value, now: DateTime<Utc>) {
+    let today = now.format("%Y-%m-%d").to_string();
+    let waivers = document.get("waivers").and_then(Value::as_array);
+    let live: Vec<(&str, Option<&str>)> = waivers
+        .into_iter()
+        .flatten()
+        .filter(|w| w.get("expires").and_then(Value::as_str).is_some_and(|e| e >= today.as_str()))
+        .filter_map(|w| {
+            let code = w.get("code").and_then(Value::as_str)?;
+            Some((code, w.get("resource").and_then(Value::as_str)))
+        })
+        .collect();
+    for finding in findings.iter_mut().filter(|f| f.code != "waiver/expired") {
+        finding.waived = live.iter().any(|(code, resource)| {
+            *code == finding.code && resource.is_none_or(|r| Some(r) == finding.resource.as_deref())
+        });
+    }
 }

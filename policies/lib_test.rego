@@ -1,0 +1,49 @@
+package cabgate.lib_test
+
+import data.cabgate.lib
+
+live := {
+	"workspace": "workspaces/acme",
+	"workspaceIamPolicy": {"bindings": [
+		{"role": "roles/workspaceAdmin", "members": ["group:dba@acme.example"], "condition": {"expression": ""}},
+		{"role": "roles/workspaceAdmin", "members": ["user:old@acme.example"], "condition": {"expression": "expired"}},
+	]},
+	"projects": [
+		{"name": "projects/pay", "iamPolicy": {"bindings": [
+			{"role": "roles/projectOwner", "members": ["user:owner@acme.example"], "condition": {"expression": ""}},
+		]}},
+		{"name": "projects/free", "iamPolicy": {"bindings": [
+			{"role": "roles/projectOwner", "members": ["user:free@acme.example"], "condition": {"expression": ""}},
+		]}},
+	],
+}
+
+index := {
+	"permissionRoles": {"roles/workspaceAdmin": true, "roles/projectOwner": true},
+	"rolloutRoles": {},
+	"governedProjects": {"projects/pay": true},
+	"groups": {"group:dba@acme.example": ["user:dba1@acme.example", "serviceAccount:bot@service.bytebase.com"]},
+	"conditions": {"": {"expired": false, "residual": false}, "expired": {"expired": true, "residual": false}},
+}
+
+test_groups_are_expanded_with_the_group_in_via if {
+	holders := lib.holders with input as {"live": live, "index": index, "spec": {"lockdown": {"allow": []}}}
+	some h in holders
+	h.principal == "user:dba1@acme.example"
+	h.via == ["roles/workspaceAdmin", "workspaces/acme:getIamPolicy", "group:dba@acme.example"]
+}
+
+test_an_allowed_group_is_not_expanded if {
+	holders := lib.holders with input as {"live": live, "index": index, "spec": {"lockdown": {"allow": ["group:dba@acme.example"]}}}
+	some h in holders
+	h.principal == "group:dba@acme.example"
+	not "user:dba1@acme.example" in {x.principal | some x in holders}
+}
+
+test_expired_bindings_and_ungoverned_projects_do_not_count if {
+	holders := lib.holders with input as {"live": live, "index": index, "spec": {"lockdown": {"allow": []}}}
+	principals := {h.principal | some h in holders}
+	not "user:old@acme.example" in principals
+	not "user:free@acme.example" in principals
+	"user:owner@acme.example" in principals
+}

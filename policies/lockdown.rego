@@ -1,0 +1,58 @@
+# Who can run tasks (`cabgate check`): every holder of `lockdown.permission`, through any role,
+# binding or group, must be in `lockdown.allow`; governed projects must require approval and
+# forbid self-approval.
+package cabgate.rules.lockdown
+
+import data.cabgate.lib
+
+findings contains f if {
+	some h in lib.holders
+	input.index.permissionRoles[h.role]
+	h.principal != "allUsers"
+	not lib.allowed[h.principal]
+	f := {
+		"code": "lockdown/unexpected-holder",
+		"message": concat("", [
+			h.principal, " holds ", input.spec.lockdown.permission, " through ", h.role,
+			" and can run tasks in every environment, approved or not",
+		]),
+		"resource": h.resource,
+		"via": h.via,
+		"path": "/lockdown/allow",
+	}
+}
+
+findings contains f if {
+	some h in lib.holders
+	input.index.permissionRoles[h.role]
+	h.principal == "allUsers"
+	f := {
+		"code": "lockdown/all-users",
+		"message": concat("", [
+			"allUsers is bound to ", h.role, ", which carries ", input.spec.lockdown.permission,
+			": every user can run tasks",
+		]),
+		"resource": h.resource,
+		"via": h.via,
+		"path": "/lockdown/allow",
+	}
+}
+
+findings contains f if {
+	some project in input.live.projects
+	input.index.governedProjects[project.name]
+	some setting in ["requireIssueApproval", "allowSelfApproval"]
+	want := input.spec.lockdown.projectSettings[setting]
+	have := object.get(project, setting, false)
+	have != want
+	f := {
+		"code": "lockdown/project-setting",
+		"message": concat("", [
+			project.name, " has ", setting, " ", lib.on_off(have), "; the spec requires it ",
+			lib.on_off(want),
+		]),
+		"resource": project.name,
+		"path": concat("", ["/lockdown/projectSettings/", setting]),
+		"remediation": concat("", ["set ", setting, " to ", lib.on_off(want), " in the project's settings"]),
+	}
+}

@@ -1,0 +1,51 @@
+package cabgate.rules.lockdown_test
+
+import data.cabgate.rules.lockdown
+
+spec_doc := {"lockdown": {
+	"permission": "bb.taskRuns.create",
+	"allow": ["serviceAccount:bridge@service.bytebase.com"],
+	"projectSettings": {"requireIssueApproval": true, "allowSelfApproval": false},
+}}
+
+live(members, project) := {
+	"workspace": "workspaces/w",
+	"workspaceIamPolicy": {"bindings": [{"role": "roles/workspaceAdmin", "members": members, "condition": {"expression": ""}}]},
+	"projects": [project],
+}
+
+index := {
+	"permissionRoles": {"roles/workspaceAdmin": true},
+	"rolloutRoles": {},
+	"governedProjects": {"projects/pay": true},
+	"groups": {},
+	"conditions": {"": {"expired": false, "residual": false}},
+}
+
+project := {"name": "projects/pay", "requireIssueApproval": true, "allowSelfApproval": false, "iamPolicy": {"bindings": []}}
+
+findings(members, p) := fs if {
+	fs := lockdown.findings with input as {"spec": spec_doc, "live": live(members, p), "index": index}
+}
+
+test_an_allowed_holder_is_fine if {
+	count(findings(["serviceAccount:bridge@service.bytebase.com"], project)) == 0
+}
+
+test_another_holder_is_reported_with_its_binding if {
+	some f in findings(["user:dev@acme.example"], project)
+	f.code == "lockdown/unexpected-holder"
+	f.resource == "workspaces/w"
+	f.via == ["roles/workspaceAdmin", "workspaces/w:getIamPolicy"]
+}
+
+test_all_users_is_its_own_code if {
+	{f.code | some f in findings(["allUsers"], project)} == {"lockdown/all-users"}
+}
+
+test_project_settings_are_compared if {
+	p := object.union(project, {"requireIssueApproval": false})
+	some f in findings([], p)
+	f.code == "lockdown/project-setting"
+	f.path == "/lockdown/projectSettings/requireIssueApproval"
+}
