@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use crate::cli::{Failure, Outcome, print_stdout};
 use crate::finding::{Exit, Report, Severity};
-use crate::policy::{self, PolicyError};
+use crate::policy;
 use crate::report::{self, Context, Format};
 use crate::spec::{self, SpecError};
 
@@ -75,15 +75,7 @@ pub fn run(args: Args) -> Outcome {
     let options = policy::Options { user_dirs: args.policies.clone(), now: chrono::Utc::now() };
     let findings = match policy::evaluate(&loaded, None, &options) {
         Ok(evaluation) => evaluation.findings,
-        // TODO: temporary, until the policy engine lands on `main`: without it, lint checks the
-        // schema only and reports no policy findings. Remove this arm when `evaluate` is built.
-        Err(PolicyError::NotBuilt) => {
-            tracing::warn!("the policy engine is not built yet: only the schema was checked");
-            Vec::new()
-        }
-        // Other policy errors (a user policy that does not compile, …) mean the command line's
-        // `--policy` input is unusable.
-        #[allow(unreachable_patterns, reason = "PolicyError gains variants with the engine")]
+        // A user policy that does not compile makes the `--policy` input unusable.
         Err(error) => return Err(Failure::invalid(error)),
     };
     let report = Report::new(name, findings);
