@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::alert::{DeliveryOptions, Outbox};
 use crate::bytebase::{self, ClientConfig, ServiceKey};
@@ -53,11 +54,18 @@ pub struct Options {
     pub clock: Clock,
     /// The state store's URL, overriding the spec's (tests use a temporary file).
     pub state_url: Option<String>,
+    /// Millisecond retry waits (tests against the emulators' injected faults).
+    pub fast_retries: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { env: Box::new(|k| std::env::var(k).ok()), clock: system_clock(), state_url: None }
+        Options {
+            env: Box::new(|k| std::env::var(k).ok()),
+            clock: system_clock(),
+            state_url: None,
+            fast_retries: false,
+        }
     }
 }
 
@@ -69,13 +77,24 @@ pub fn connect(loaded: &LoadedSpec, options: &Options) -> Result<Engine, WiringE
     let key = (options.env)(key_env)
         .filter(|k| !k.trim().is_empty())
         .ok_or_else(|| WiringError::MissingEnv(key_env.clone()))?;
-    let config =
+    let mut config =
         ClientConfig::new(&spec.bytebase.url, &spec.bytebase.service_account, ServiceKey::new(key));
+    let mut sn_options = ClientOptions { page_size: 1000, ..ClientOptions::default() };
+    let mut delivery = DeliveryOptions::default();
+    if options.fast_retries {
+        config.retry = bytebase::retry::RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(2),
+            max_delay: Duration::from_millis(20),
+        };
+        sn_options.retry = servicenow::retry::RetryPolicy::fast();
+        delivery.base_delay = Duration::ZERO;
+        delivery.max_delay = Duration::ZERO;
+    }
     let bytebase = bytebase::Client::new(config)?;
     let sn_spec =
         spec.servicenow.as_ref().ok_or(crate::workflow::runner::SettingsError::NoServiceNow)?;
-    // One page holds a thousand CHGs, so one list call covers a large workspace.
-    let sn_options = ClientOptions { page_size: 1000, ..ClientOptions::default() };
+    // One page holds a thousand CHGs (above), so one list call covers a large workspace.
     let sn = servicenow::Client::from_spec(sn_spec, options.env.as_ref(), sn_options)?;
     let dir = loaded.path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let url = options.state_url.clone().unwrap_or_else(|| spec.state.url.clone());
@@ -84,7 +103,7 @@ pub fn connect(loaded: &LoadedSpec, options: &Options) -> Result<Engine, WiringE
         &spec.alerts.skipped_approval,
         options.env.as_ref(),
         Some(sn.clone()),
-        DeliveryOptions::default(),
+        delivery,
     )?;
     let actor = format!("serviceAccount:{}", spec.bytebase.service_account);
     let store =
