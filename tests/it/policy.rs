@@ -276,3 +276,29 @@ fn opa_and_regorus_agree_on_every_fixture() {
     }
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
+
+/// `docs/codes.md` is generated from the catalogue; every code a built-in policy produces is in
+/// the catalogue, and every catalogue code but `spec/schema` is produced by a policy.
+#[test]
+fn codes_reference() {
+    use cabgate::policy::docs;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/codes.md");
+    let generated = docs::codes_markdown();
+    if std::env::var_os("CABGATE_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/codes.md is stale: run CABGATE_BLESS=1 cargo test --test it policy::codes_reference"
+    );
+    let known: Vec<&str> = cabgate::finding::catalogue().iter().map(|c| c.code.as_str()).collect();
+    let produced = docs::produced_codes();
+    let unknown: Vec<&String> = produced.iter().filter(|c| !known.contains(&c.as_str())).collect();
+    assert!(unknown.is_empty(), "codes missing from policies/codes.json: {unknown:?}");
+    let silent: Vec<&&str> = known
+        .iter()
+        .filter(|c| **c != "spec/schema" && !produced.iter().any(|p| p == *c))
+        .collect();
+    assert!(silent.is_empty(), "codes no built-in policy produces: {silent:?}");
+}
