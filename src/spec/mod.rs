@@ -1,16 +1,24 @@
 //! The bridge spec: loading with spans, schema validation, and the typed model.
 //!
 //! Loading happens in two phases: the YAML becomes a JSON value plus a map from JSON Pointer to
-//! line and column, the JSON Schema checks it (each error becomes a `spec/schema` finding at its
-//! node), and only then is the typed [`Spec`] built. Code downstream accepts only the typed spec.
+//! line and column ([`yaml`]), the JSON Schema checks it ([`schema`]; each error becomes a
+//! `spec/schema` finding at its node), and only then is the typed [`Spec`] built. Code downstream
+//! accepts only the typed spec. Every problem is collected before giving up, so one run of
+//! `cabgate lint` shows them all.
 
 pub mod model;
+pub mod normalize;
+pub mod schema;
+pub mod span;
+pub mod yaml;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub use model::Spec;
+pub use normalize::{DurationError, default_workflow, parse_duration};
+pub use span::{NodeSpan, SpanMap};
 
-use crate::finding::Location;
+use crate::finding::{Finding, Location, Severity};
 
 /// A spec that passed its schema, with everything needed to point back into its file.
 #[derive(Debug, Clone)]
@@ -19,7 +27,8 @@ pub struct LoadedSpec {
     pub path: PathBuf,
     /// The file's text, for diagnostics with snippets.
     pub source: String,
-    /// The typed spec.
+    /// The typed spec, as written (`workflow.transitions` is `None` when the spec declares none;
+    /// [`default_workflow`] then applies).
     pub spec: Spec,
     /// The spec as JSON with defaults filled in (the default workflow included): what policies see
     /// as `input.spec`.
@@ -28,32 +37,153 @@ pub struct LoadedSpec {
     pub spans: SpanMap,
 }
 
-/// JSON Pointer → place in the spec file.
-#[derive(Debug, Clone, Default)]
-pub struct SpanMap {
-    entries: std::collections::BTreeMap<String, Location>,
+/// A spec that cannot be used: every `spec/schema` finding, and what is needed to show them.
+#[derive(Debug, Clone)]
+pub struct InvalidSpec {
+    /// The file as given.
+    pub path: PathBuf,
+    /// The file's text when it is UTF-8 (for snippets).
+    pub source: Option<String>,
+    /// The places found before the problems stopped the load.
+    pub spans: SpanMap,
+    /// One `spec/schema` finding per problem.
+    pub findings: Vec<Finding>,
 }
 
-impl SpanMap {
-    /// Records the place of a node.
-    pub fn insert(&mut self, location: Location) {
-        self.entries.insert(location.path.clone(), location);
-    }
+/// Why a spec could not be loaded.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SpecError {
+    /// The file could not be read (missing, a folder, no permission).
+    #[error("cannot read the spec {}", path.display())]
+    #[diagnostic(code(spec::read), help("check the path given on the command line"))]
+    Read {
+        /// The file as given.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid spec; the findings say why.
+    #[error("the spec {} is invalid ({} problem(s))", .0.path.display(), .0.findings.len())]
+    #[diagnostic(code(spec::invalid))]
+    Invalid(Box<InvalidSpec>),
+}
 
-    /// The place of `pointer`, or of its nearest ancestor that is written in the file (a default
-    /// value has no place of its own).
-    pub fn locate(&self, pointer: &str) -> Option<Location> {
-        let mut path = pointer;
-        loop {
-            if let Some(found) = self.entries.get(path) {
-                let mut location = found.clone();
-                location.path = pointer.to_owned();
-                return Some(location);
-            }
-            if path.is_empty() {
-                return None;
-            }
-            path = path.rfind('/').map_or("", |cut| &path[..cut]);
+/// Reads and loads the spec at `path`.
+pub fn load(path: &Path) -> Result<LoadedSpec, SpecError> {
+    let bytes =
+        std::fs::read(path).map_err(|source| SpecError::Read { path: path.to_owned(), source })?;
+    load_bytes(path, &bytes)
+}
+
+/// Loads a spec from its bytes; `path` is only used to name it.
+pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<LoadedSpec, SpecError> {
+    let invalid = |source: Option<String>, spans: SpanMap, findings: Vec<Finding>| {
+        SpecError::Invalid(Box::new(InvalidSpec { path: path.to_owned(), source, spans, findings }))
+    };
+    let text = match std::str::from_utf8(bytes) {
+        // A byte-order mark is not part of the spec; positions count from after it.
+        Ok(text) => text.strip_prefix('\u{feff}').unwrap_or(text),
+        Err(error) => {
+            let finding = not_utf8(bytes, error.valid_up_to());
+            return Err(invalid(None, SpanMap::default(), vec![finding]));
         }
+    };
+    let parsed = yaml::parse(text);
+    let mut findings: Vec<Finding> = parsed.problems.iter().map(problem_finding).collect();
+    let spans = parsed.spans;
+    let value = match parsed.value {
+        Some(value @ serde_json::Value::Object(_)) => value,
+        Some(serde_json::Value::Null) | None if findings.is_empty() => {
+            findings.push(at(
+                "",
+                1,
+                1,
+                "the spec is empty",
+                "start from the example in the docs: `version: 1`, `name`, `bytebase`, …",
+            ));
+            return Err(invalid(Some(text.to_owned()), spans, findings));
+        }
+        Some(other) if findings.is_empty() => {
+            let place =
+                spans.locate("").unwrap_or(Location { path: String::new(), line: 1, column: 1 });
+            findings.push(at(
+                "",
+                place.line,
+                place.column,
+                &format!("the spec must be a mapping of keys to values, not {}", kind(&other)),
+                "write the spec as `key: value` lines, starting with `version: 1`",
+            ));
+            return Err(invalid(Some(text.to_owned()), spans, findings));
+        }
+        _ => return Err(invalid(Some(text.to_owned()), spans, findings)),
+    };
+    findings.extend(schema::validate(&value, &spans));
+    if !findings.is_empty() {
+        return Err(invalid(Some(text.to_owned()), spans, findings));
+    }
+    let spec: Spec = match serde_json::from_value(value) {
+        Ok(spec) => spec,
+        Err(error) => {
+            // The schema and the model agree (a test proves it on every fixture); if they ever
+            // do not, the user still gets a finding rather than a panic.
+            let message = format!("the spec passed the schema but not the model: {error}");
+            findings.push(at("", 1, 1, &message, "report this as a cabgate bug"));
+            return Err(invalid(Some(text.to_owned()), spans, findings));
+        }
+    };
+    for (pointer, duration) in normalize::durations(&spec) {
+        if let Err(error) = parse_duration(duration) {
+            let place =
+                spans.locate(&pointer).unwrap_or(Location { path: pointer, line: 1, column: 1 });
+            let help = "use a smaller number or a larger unit";
+            findings.push(at(&place.path, place.line, place.column, &error.to_string(), help));
+        }
+    }
+    let document = match normalize::document(&spec) {
+        Ok(document) if findings.is_empty() => document,
+        Ok(_) => return Err(invalid(Some(text.to_owned()), spans, findings)),
+        Err(error) => {
+            findings.push(at("", 1, 1, &format!("the spec cannot be serialized: {error}"), ""));
+            return Err(invalid(Some(text.to_owned()), spans, findings));
+        }
+    };
+    Ok(LoadedSpec { path: path.to_owned(), source: text.to_owned(), spec, document, spans })
+}
+
+fn problem_finding(problem: &yaml::Problem) -> Finding {
+    at(&problem.pointer, problem.span.line, problem.span.column, &problem.message, &problem.help)
+}
+
+fn at(pointer: &str, line: usize, column: usize, message: &str, help: &str) -> Finding {
+    let mut finding = Finding::new(schema::CODE, Severity::Error, message);
+    finding.location = Some(Location { path: pointer.to_owned(), line, column });
+    finding.remediation = (!help.is_empty()).then(|| help.to_owned());
+    finding
+}
+
+/// The first byte that is not UTF-8, by line and column (columns count the valid characters).
+fn not_utf8(bytes: &[u8], valid_up_to: usize) -> Finding {
+    // The prefix is valid UTF-8 by definition of `valid_up_to`.
+    let prefix = String::from_utf8_lossy(&bytes[..valid_up_to]);
+    let line = prefix.matches('\n').count() + 1;
+    let column = prefix.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    let byte = bytes.get(valid_up_to).copied().unwrap_or_default();
+    at(
+        "",
+        line,
+        column,
+        &format!("the spec is not UTF-8 text (byte 0x{byte:02x} at line {line}, column {column})"),
+        "save the file as UTF-8",
+    )
+}
+
+fn kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Array(_) => "a list",
+        serde_json::Value::String(_) => "a text",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::Bool(_) => "a boolean",
+        _ => "empty",
     }
 }
