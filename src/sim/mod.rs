@@ -43,9 +43,7 @@ pub struct World {
     /// The Bytebase workspace.
     pub bytebase: bytebase::World,
     /// The ServiceNow instance.
-    // TODO: becomes `servicenow::World` once the ServiceNow emulator lands; until then its
-    // section is accepted as free-form data and the ServiceNow server answers 404 to everything.
-    pub servicenow: serde_json::Value,
+    pub servicenow: servicenow::World,
 }
 
 /// Why the emulators could not start.
@@ -268,7 +266,7 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
     let bytebase_app = bytebase::router(emulator.clone())
         .merge(control)
         .layer(axum::middleware::from_fn_with_state(layer(Server::Bytebase), record::layer));
-    let servicenow_app = servicenow_router()
+    let servicenow_app = servicenow::router(world.servicenow, clock.clone())
         .layer(axum::middleware::from_fn_with_state(layer(Server::Servicenow), record::layer));
 
     let (bytebase_listener, bytebase_addr) = bind(options.bind, options.bytebase_port).await?;
@@ -300,20 +298,6 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
         recorder,
         emulator,
         tasks,
-    })
-}
-
-// TODO: replace with `servicenow::router(world.servicenow, clock)` once the ServiceNow
-// emulator lands on main.
-fn servicenow_router() -> Router {
-    Router::new().fallback(|| async {
-        (
-            axum::http::StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({
-                "error": {"message": "the ServiceNow emulator is not built yet", "detail": ""},
-                "status": "failure",
-            })),
-        )
     })
 }
 
