@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
 pub mod bytebase;
 pub mod clock;
 pub mod faults;
@@ -272,6 +273,15 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
     let (bytebase_listener, bytebase_addr) = bind(options.bind, options.bytebase_port).await?;
     let (servicenow_listener, servicenow_addr) =
         bind(options.bind, options.servicenow_port).await?;
+    // Without TCP_NODELAY, small responses wait for the client's delayed ACK (~40 ms each).
+    use axum::serve::ListenerExt;
+    let nodelay = |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    };
+    let bytebase_listener = bytebase_listener.tap_io(nodelay);
+    let servicenow_listener = servicenow_listener.tap_io(nodelay);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(bytebase_listener, bytebase_app).await {
