@@ -34,12 +34,13 @@ impl Throughput {
 pub fn synthetic_world(projects: usize) -> Result<World, SimError> {
     let projects: Vec<serde_json::Value> = (0..projects)
         .map(|i| {
+            let owner = format!("user:owner{i}@acme.example");
             json!({
                 "id": format!("project-{i:05}"),
                 "title": format!("Project {i}"),
                 "requireIssueApproval": i % 2 == 0,
                 "iam": [
-                    {"role": "roles/projectOwner", "members": [format!("user:owner{i}@acme.example")]},
+                    {"role": "roles/projectOwner", "members": [owner]},
                     {"role": "roles/projectDeveloper", "members": ["group:dev@acme.example"]}
                 ]
             })
