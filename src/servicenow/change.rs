@@ -83,6 +83,31 @@ impl Client {
         Ok(all)
     }
 
+    /// The CHGs with these sys_ids in as few calls as the URL length allows (`sys_idIN…`).
+    /// Ids that are missing or hidden by an ACL are simply absent from the answer.
+    pub async fn get_changes(&self, sys_ids: &[SysId]) -> Result<Vec<ChangeRequest>, Error> {
+        let mut all = Vec::new();
+        for chunk in chunk_by_encoded_len(sys_ids, self.options().max_in_list_len) {
+            let query = EncodedQuery::new().sys_id_in("sys_id", &chunk)?.order_by("sys_id");
+            let mut changes = self.list_changes(&query).await?;
+            changes.retain(|c| chunk.contains(&c.sys_id));
+            all.extend(changes);
+        }
+        Ok(all)
+    }
+
+    /// Every active CHG whose correlation id starts with `scope`: the one list query a pass
+    /// needs to see every open CHG cabgate manages.
+    pub async fn active_changes(&self, scope: &CorrelationId) -> Result<Vec<ChangeRequest>, Error> {
+        let query = EncodedQuery::new()
+            .correlation_starts_with(scope)
+            .constant("active=true")
+            .order_by("sys_id");
+        let mut changes = self.list_changes(&query).await?;
+        changes.retain(|c| c.active && c.correlation_id.starts_with(scope.as_str()));
+        Ok(changes)
+    }
+
     /// CHGs whose correlation id starts with `scope`, updated at or after `since`.
     ///
     /// The returned watermark is the newest `sys_updated_on` among the rows read (timestamps are

@@ -361,6 +361,35 @@ async fn batched_read_splits_long_in_lists() {
 }
 
 #[tokio::test]
+async fn active_changes_and_batched_reads_by_sys_id() {
+    let sim = start(world()).await;
+    let options = ClientOptions { max_in_list_len: 80, ..options() };
+    let client = sim.client_with(basic(), options);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(new_change(&client, &format!("bb:projects/p/issues/{i}")).await);
+    }
+    new_change(&client, "other:projects/p/issues/9").await;
+    client.cancel_change(&ids[1], "issue canceled").await.unwrap();
+
+    let active = client.active_changes(&cid("bb:")).await.unwrap();
+    let mut keys: Vec<&str> = active.iter().map(|c| c.correlation_id.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["bb:projects/p/issues/0", "bb:projects/p/issues/2"]);
+    assert!(active.iter().all(|c| c.active));
+
+    let before = sim.wire.count("GET", "/change_request");
+    let mut wanted = ids.clone();
+    wanted.push(SysId::parse("ffffffffffffffffffffffffffffffff").unwrap());
+    let found = client.get_changes(&wanted).await.unwrap();
+    assert_eq!(found.len(), 3);
+    assert!(found.iter().any(|c| c.sys_id == ids[1] && !c.active));
+    let calls = sim.wire.count("GET", "/change_request") - before;
+    assert!(calls >= 2, "an 80-byte budget splits four ids: {calls} calls");
+    assert!(client.get_changes(&[]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn watermark_never_passes_the_newest_row_seen() {
     let sim = start(world()).await;
     let client = sim.client();
