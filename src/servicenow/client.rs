@@ -343,7 +343,7 @@ impl Client {
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let mut rng = self.inner.rng.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.options.retry.backoff(attempt, &mut *rng)
     }

@@ -411,6 +411,9 @@ pub struct Created {
     pub number: String,
     /// False when the record already existed (found by correlation id) and nothing was created.
     pub created: bool,
+    /// Fields of a new record the instance did not store as sent (unknown, read-only, refused
+    /// by an ACL or a business rule); empty when it was found rather than created.
+    pub unapplied: Vec<String>,
 }
 
 /// A field reader over one result object that reports a missing field by name.

@@ -292,6 +292,50 @@ async fn create_refused_by_a_503_is_looked_up_then_posted_again() {
 }
 
 #[tokio::test]
+async fn fields_the_instance_drops_are_reported() {
+    let sim = start(world()).await;
+    let client = sim.client();
+    let key = cid("projects/p/issues/40");
+    let body = fields(&[("short_description", "x"), ("justifcation", "typo in the template")]);
+    let created = client.create_change(&key, &body).await.unwrap();
+    assert!(created.created);
+    assert_eq!(created.unapplied, ["justifcation"]);
+
+    let err = client
+        .update_change(&created.sys_id, &fields(&[("description", "ok"), ("no_such_field", "x")]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::FieldsNotStored { ref fields, .. } if fields == &["no_such_field"])
+    );
+    let ok = client.update_change(&created.sys_id, &fields(&[("description", "new text")])).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let err = client.update_change(&created.sys_id, &fields(&[("state", "-1")])).await;
+    assert!(matches!(err, Err(Error::Config(_))), "state goes through set_state");
+}
+
+#[tokio::test]
+async fn a_read_whose_response_is_lost_is_retried() {
+    let sim = start(world()).await;
+    let client = sim.client();
+    sim.wire.inject("GET", "/change_request", Fault::LoseResponse(Duration::from_secs(3)));
+    assert!(client.find_change(&cid("projects/p/issues/41")).await.unwrap().is_none());
+    assert_eq!(sim.wire.count("GET", "/change_request"), 2);
+}
+
+#[tokio::test]
+async fn a_work_note_whose_response_is_lost_is_not_written_twice() {
+    let sim = start(world()).await;
+    let client = sim.client();
+    let id = new_change(&client, "projects/p/issues/42").await;
+    sim.wire.inject("PATCH", "/change_request", Fault::LoseResponse(Duration::from_secs(3)));
+    client.add_work_note(&id, "Stage prod started").await.unwrap();
+    assert_eq!(sim.wire.count("PATCH", "/change_request"), 1);
+    let notes = client.journal(&id).await.unwrap();
+    assert_eq!(notes.iter().filter(|e| e.value == "Stage prod started").count(), 1);
+}
+
+#[tokio::test]
 async fn invalid_ids_are_refused_before_any_request() {
     let sim = start(world()).await;
     let client = sim.client();
