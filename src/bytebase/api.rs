@@ -14,17 +14,14 @@ use super::models::{
     Project, Role, Rollout, Setting, Subscription, TaskRun, Workspace,
 };
 
-/// Largest page Bytebase serves.
-pub const MAX_PAGE_SIZE: u32 = 1000;
-
 /// The feature whose absence makes every issue SKIPPED.
 pub const APPROVAL_FEATURE: &str = "FEATURE_APPROVAL_WORKFLOW";
 
-fn page_size() -> (&'static str, String) {
-    ("pageSize", MAX_PAGE_SIZE.to_string())
-}
-
 impl Client {
+    fn page_param(&self) -> (&'static str, String) {
+        ("pageSize", self.page_size().to_string())
+    }
+
     /// `GET /v1/workspaces/-`: the workspace, whose real id the IAM calls need.
     pub async fn get_workspace(&self) -> Result<Workspace> {
         self.call(Method::GET, "workspaces/-", &[], None).await
@@ -70,7 +67,7 @@ impl Client {
 
     /// `GET /v1/projects` (every page).
     pub async fn list_projects(&self) -> Result<Vec<Project>> {
-        self.list_all("projects", &[page_size()], "projects").await
+        self.list_all("projects", &[self.page_param()], "projects").await
     }
 
     /// `GET /v1/{project}:getIamPolicy`, `project` being `projects/{id}`.
@@ -80,7 +77,7 @@ impl Client {
 
     /// `GET /v1/groups` (every page).
     pub async fn list_groups(&self) -> Result<Vec<Group>> {
-        self.list_all("groups", &[page_size()], "groups").await
+        self.list_all("groups", &[self.page_param()], "groups").await
     }
 
     /// `GET /v1/environments/{id}/policies/rollout_policy` (a default when none is stored).
@@ -96,7 +93,7 @@ impl Client {
 
     /// `GET /v1/{project}/issues?filter=…` (every page; short and empty pages followed).
     pub async fn list_issues(&self, project: &str, filter: &str) -> Result<Vec<Issue>> {
-        let mut query = vec![page_size()];
+        let mut query = vec![self.page_param()];
         if !filter.is_empty() {
             query.push(("filter", filter.to_owned()));
         }
@@ -105,7 +102,7 @@ impl Client {
 
     /// `POST /v1/{project}/issues:search` (`projects/-` = every project the caller can read).
     pub async fn search_issues(&self, project: &str, filter: &str) -> Result<Vec<Issue>> {
-        let body = json!({ "filter": filter, "pageSize": MAX_PAGE_SIZE });
+        let body = json!({ "filter": filter, "pageSize": self.page_size() });
         self.search_all(&format!("{project}/issues:search"), &body, "issues").await
     }
 
@@ -117,7 +114,8 @@ impl Client {
 
     /// `GET /v1/{issue}/issueComments` (every page).
     pub async fn list_issue_comments(&self, issue: &str) -> Result<Vec<IssueComment>> {
-        self.list_all(&format!("{issue}/issueComments"), &[page_size()], "issueComments").await
+        self.list_all(&format!("{issue}/issueComments"), &[self.page_param()], "issueComments")
+            .await
     }
 
     /// `POST /v1/{issue}:approve` with a comment. On a SKIPPED issue Bytebase answers 500: check

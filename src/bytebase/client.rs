@@ -54,6 +54,8 @@ pub struct ClientConfig {
     pub retry: RetryPolicy,
     /// At most this many requests in flight at once (per client and its clones).
     pub concurrency: usize,
+    /// Rows asked per page of a list (Bytebase serves at most 1000).
+    pub page_size: u32,
 }
 
 impl ClientConfig {
@@ -67,6 +69,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             concurrency: 8,
+            page_size: 1000,
         }
     }
 
@@ -105,6 +108,7 @@ struct Inner {
     key: ServiceKey,
     token: Mutex<Option<AccessToken>>,
     retry: RetryPolicy,
+    page_size: u32,
     permits: Semaphore,
     requests: AtomicU64,
     retries: AtomicU64,
@@ -149,6 +153,7 @@ impl Client {
                 key: config.service_key,
                 token: Mutex::new(None),
                 retry: config.retry,
+                page_size: config.page_size.clamp(1, 1000),
                 permits: Semaphore::new(config.concurrency.max(1)),
                 requests: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
@@ -160,6 +165,11 @@ impl Client {
     /// The base URL, as the snapshot records it.
     pub fn base_url(&self) -> &str {
         &self.inner.base
+    }
+
+    /// Rows asked per page of a list.
+    pub fn page_size(&self) -> u32 {
+        self.inner.page_size
     }
 
     /// What this client (and its clones) did so far.

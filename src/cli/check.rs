@@ -1,12 +1,382 @@
-//! `cabgate check`.
+//! `cabgate check`: compares the spec with the live Bytebase configuration (or a snapshot of it)
+//! and reports every gap. The drift job of ARCHITECTURE.md: read-only, exit 1 on drift.
+//!
+//! The order is lint's, then live: the spec is loaded and checked against its schema (an invalid
+//! spec stops here with its `spec/schema` report and exit 2), the live snapshot is read (exit 3
+//! when Bytebase fails, naming the call and Bytebase's message) or a snapshot file is read and
+//! validated (exit 2 when it is not a snapshot), then every policy is evaluated over both.
+//!
+//! A baseline (`--baseline`) lets a team adopt cabgate on a workspace with known gaps: findings
+//! recorded in it (keyed by code, resource and spec path: never by line, so editing the spec
+//! does not invalidate it) still appear in the report, as waived, and do not fail the run. In the
+//! JSON report they carry `"baseline": true`, and `summary.baselined` counts them (they are also
+//! counted in `summary.waived`, so the contract's fields keep their meaning).
 
-use crate::cli::{Failure, Outcome};
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cli::lint::{FailOn, write_atomically};
+use crate::cli::snapshot::read_live;
+use crate::cli::{Failure, Outcome, print_stdout};
+use crate::finding::{Exit, Finding, Report};
+use crate::live;
+use crate::policy::{self, PolicyError};
+use crate::report::{self, Context, Format};
+use crate::spec::{self, LoadedSpec, SpecError};
 
 /// Options of `cabgate check`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// The bridge spec (YAML).
+    #[arg(value_name = "SPEC")]
+    pub spec: PathBuf,
+
+    /// Check this snapshot (from `cabgate snapshot`) instead of the live workspace; it is
+    /// evaluated as of its `takenAt`, so a check of old evidence is reproducible.
+    #[arg(long, value_name = "FILE")]
+    pub snapshot: Option<PathBuf>,
+
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// A folder of your own Rego policies, evaluated with the built-in ones (repeatable).
+    #[arg(long = "policy", value_name = "DIR")]
+    pub policies: Vec<PathBuf>,
+
+    /// The lowest severity that fails the run (exit 1).
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    pub fail_on: FailOn,
+
+    /// Findings recorded in this file (by `--write-baseline`) do not fail the run.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Record today's findings in this file, to accept them as the baseline.
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
+
+    /// Print the time each policy package took on stderr.
+    #[arg(long)]
+    pub profile: bool,
+}
 
 /// Runs `cabgate check`.
-pub fn run(_args: Args) -> Outcome {
-    Err(Failure::runtime(miette::miette!("`cabgate check` is not built yet")))
+pub fn run(args: Args) -> Outcome {
+    let name = args.spec.display().to_string();
+    let color = std::io::stdout().is_terminal();
+    // Read the baseline first: a wrong path should not cost a full live read.
+    let baseline = match &args.baseline {
+        Some(path) => Some(Baseline::load(path).map_err(Failure::invalid)?),
+        None => None,
+    };
+    let loaded = match spec::load(&args.spec) {
+        Ok(loaded) => loaded,
+        Err(error @ SpecError::Read { .. }) => return Err(Failure::invalid(error)),
+        Err(SpecError::Invalid(invalid)) => {
+            let report = Report::new(name, invalid.findings);
+            let context =
+                Context { source: invalid.source.as_deref(), spans: Some(&invalid.spans), color };
+            emit(&report, args.format, &context, &BTreeSet::new())?;
+            return Ok(Exit::Invalid);
+        }
+    };
+    let (document, now) = match &args.snapshot {
+        Some(path) => read_snapshot_file(path)?,
+        None => {
+            let (snapshot, _) = read_live(&loaded)?;
+            (snapshot.to_value(), snapshot.taken_at)
+        }
+    };
+    let mut findings = evaluate(&loaded, &document, now, &args)?;
+    if let Some(path) = &args.write_baseline {
+        let text = Baseline::of(&name, &findings).to_json();
+        write_atomically(path, text.as_bytes()).map_err(|e| {
+            Failure::runtime(miette::miette!("cannot write the baseline {}: {e}", path.display()))
+        })?;
+    }
+    let accepted = match (&baseline, &args.baseline) {
+        (Some(baseline), Some(path)) => {
+            let accepted = baseline.apply(&mut findings);
+            let count = findings.iter().filter(|f| accepted.contains(&BaselineKey::of(f))).count();
+            if count > 0 {
+                eprintln!("{count} finding(s) accepted by the baseline {}", path.display());
+            }
+            accepted
+        }
+        _ => BTreeSet::new(),
+    };
+    let report = Report::new(name, findings);
+    let context = Context { source: Some(&loaded.source), spans: Some(&loaded.spans), color };
+    emit(&report, args.format, &context, &accepted)?;
+    Ok(Exit::for_report(&report, args.fail_on.into()))
+}
+
+/// Evaluates every policy over the spec and the live document; `--profile` goes to stderr.
+fn evaluate(
+    loaded: &LoadedSpec,
+    live: &serde_json::Value,
+    now: chrono::DateTime<chrono::Utc>,
+    args: &Args,
+) -> Result<Vec<Finding>, Failure> {
+    let options = policy::Options { user_dirs: args.policies.clone(), now };
+    let evaluation = match policy::evaluate(loaded, Some(live), &options) {
+        Ok(evaluation) => evaluation,
+        // A policy that cannot be read or compiled is bad `--policy` input.
+        Err(error @ (PolicyError::Read { .. } | PolicyError::Parse { .. })) => {
+            return Err(Failure::invalid(error));
+        }
+        Err(error) => return Err(Failure::runtime(error)),
+    };
+    if args.profile {
+        let total: std::time::Duration = evaluation.profile.iter().map(|(_, t)| *t).sum();
+        let mut lines = String::from("policy evaluation time:\n");
+        for (package, took) in &evaluation.profile {
+            lines.push_str(&format!("  {:>9.3} ms  {package}\n", took.as_secs_f64() * 1e3));
+        }
+        lines.push_str(&format!("  {:>9.3} ms  total\n", total.as_secs_f64() * 1e3));
+        eprint!("{lines}");
+    }
+    Ok(evaluation.findings)
+}
+
+/// Reads a snapshot file: JSON, valid against `schemas/snapshot.schema.json`. Anything else is
+/// exit 2 naming the file and the place. Returns the document and the time it was taken.
+fn read_snapshot_file(
+    path: &Path,
+) -> Result<(serde_json::Value, chrono::DateTime<chrono::Utc>), Failure> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::invalid(miette::miette!("cannot read the snapshot {shown}: {e}")))?;
+    let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Failure::invalid(miette::miette!(
+            "the snapshot {shown} is not JSON: line {}, column {}: {e}",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if let Err(errors) = live::validate(&document) {
+        let list: Vec<String> = errors.iter().take(20).map(|e| format!("  {e}")).collect();
+        return Err(Failure::invalid(miette::miette!(
+            "the snapshot {shown} does not match schemas/snapshot.schema.json:\n{}",
+            list.join("\n")
+        )));
+    }
+    let taken_at = document
+        .get("takenAt")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.to_utc())
+        .ok_or_else(|| {
+            Failure::invalid(miette::miette!("the snapshot {shown} has no valid takenAt"))
+        })?;
+    Ok((document, taken_at))
+}
+
+/// Renders the report to stdout; in JSON, marks the findings the baseline accepted.
+fn emit(
+    report: &Report,
+    format: Format,
+    context: &Context<'_>,
+    accepted: &BTreeSet<BaselineKey>,
+) -> Result<(), Failure> {
+    let text = if format == Format::Json && !accepted.is_empty() {
+        json_with_baseline(report, accepted)
+    } else {
+        report::render(report, format, context)
+    };
+    print_stdout(&text)
+        .map_err(|error| Failure::runtime(miette::miette!("cannot write the report: {error}")))
+}
+
+/// The JSON report with `"baseline": true` on accepted findings and `summary.baselined`: added
+/// keys only, so readers of the contract shape are unaffected.
+fn json_with_baseline(report: &Report, accepted: &BTreeSet<BaselineKey>) -> String {
+    let mut value = serde_json::to_value(report).unwrap_or_default();
+    let mut count = 0usize;
+    if let Some(findings) = value.get_mut("findings").and_then(|f| f.as_array_mut()) {
+        for (finding, rendered) in report.findings.iter().zip(findings) {
+            if finding.waived && accepted.contains(&BaselineKey::of(finding)) {
+                rendered["baseline"] = true.into();
+                count += 1;
+            }
+        }
+    }
+    value["summary"]["baselined"] = count.into();
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Findings accepted as they are: `{version, spec, findings: [{code, resource, path}]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    /// Format version, 1.
+    pub version: u32,
+    /// The spec it was written for (informational).
+    #[serde(default)]
+    pub spec: String,
+    /// The accepted findings, sorted.
+    pub findings: BTreeSet<BaselineKey>,
+}
+
+/// What identifies a finding across runs: never its line, which moves when the spec is edited.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineKey {
+    /// The finding code.
+    pub code: String,
+    /// The resource, `""` when the finding names none.
+    #[serde(default)]
+    pub resource: String,
+    /// The JSON Pointer into the spec, `""` when the finding has no place.
+    #[serde(default)]
+    pub path: String,
+}
+
+impl BaselineKey {
+    fn of(finding: &Finding) -> Self {
+        BaselineKey {
+            code: finding.code.clone(),
+            resource: finding.resource.clone().unwrap_or_default(),
+            path: finding.location.as_ref().map(|l| l.path.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+/// A baseline file could not be used.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum BaselineError {
+    /// Missing or unreadable.
+    #[error("cannot read the baseline {}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a baseline.
+    #[error("the baseline {} is invalid at line {line}, column {column}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Baseline {
+    /// The baseline of today's unwaived findings.
+    pub fn of(spec: &str, findings: &[Finding]) -> Self {
+        Baseline {
+            version: 1,
+            spec: spec.to_owned(),
+            findings: findings.iter().filter(|f| !f.waived).map(BaselineKey::of).collect(),
+        }
+    }
+
+    /// Reads a baseline file.
+    pub fn load(path: &Path) -> Result<Self, BaselineError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| BaselineError::Read { path: path.to_owned(), source })?;
+        let baseline: Baseline =
+            serde_json::from_str(&text).map_err(|e| BaselineError::Invalid {
+                path: path.to_owned(),
+                line: e.line(),
+                column: e.column(),
+                reason: e.to_string(),
+            })?;
+        if baseline.version != 1 {
+            return Err(BaselineError::Invalid {
+                path: path.to_owned(),
+                line: 1,
+                column: 1,
+                reason: format!("version {} is not supported (1 is)", baseline.version),
+            });
+        }
+        Ok(baseline)
+    }
+
+    /// The file's text: pretty JSON, sorted, with a final newline (diffs cleanly in git).
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+
+    /// Waives the unwaived findings the baseline holds; returns the keys it applied.
+    pub fn apply(&self, findings: &mut [Finding]) -> BTreeSet<BaselineKey> {
+        let mut applied = BTreeSet::new();
+        for finding in findings.iter_mut().filter(|f| !f.waived) {
+            let key = BaselineKey::of(finding);
+            if self.findings.contains(&key) {
+                finding.waived = true;
+                applied.insert(key);
+            }
+        }
+        applied
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{Location, Severity};
+
+    fn finding(code: &str, resource: &str, path: &str, line: usize) -> Finding {
+        let mut f = Finding::new(code, Severity::Error, "m");
+        f.resource = Some(resource.to_owned());
+        f.location = Some(Location { path: path.to_owned(), line, column: 3 });
+        f.remediation = Some("fix it".to_owned());
+        f
+    }
+
+    #[test]
+    fn baseline_matches_by_code_resource_and_path_never_line() {
+        let today = vec![finding("lockdown/all-users", "projects/a", "/lockdown/allow", 30)];
+        let baseline = Baseline::of("s.yaml", &today);
+        let text = baseline.to_json();
+        assert!(!text.contains("30"), "{text}");
+
+        // The spec was edited: the same finding moved to another line, a new one appeared.
+        let mut later = vec![
+            finding("lockdown/all-users", "projects/a", "/lockdown/allow", 41),
+            finding("lockdown/all-users", "projects/b", "/lockdown/allow", 41),
+        ];
+        let accepted = baseline.apply(&mut later);
+        assert_eq!(accepted.len(), 1);
+        let report = Report::new("s.yaml", later);
+        assert_eq!(report.summary.errors, 1);
+        assert_eq!(report.summary.waived, 1);
+
+        let json: serde_json::Value =
+            serde_json::from_str(&json_with_baseline(&report, &accepted)).unwrap();
+        assert_eq!(json["summary"]["baselined"], 1);
+        let marked: Vec<&serde_json::Value> =
+            json["findings"].as_array().unwrap().iter().filter(|f| f["baseline"] == true).collect();
+        assert_eq!(marked.len(), 1);
+        assert_eq!(marked[0]["resource"], "projects/a");
+        assert_eq!(marked[0]["remediation"], "fix it");
+        assert_eq!(marked[0]["waived"], true);
+    }
+
+    #[test]
+    fn a_bad_baseline_names_file_and_line() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("b.json");
+        std::fs::write(&path, "{\n  \"version\": 1,\n  \"findings\": [ {\"code\": 3} ]\n}")
+            .unwrap();
+        let error = Baseline::load(&path).unwrap_err().to_string();
+        assert!(error.contains("b.json") && error.contains("line 3"), "{error}");
+        assert!(Baseline::load(&folder.path().join("missing.json")).is_err());
+    }
 }

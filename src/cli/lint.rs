@@ -2,15 +2,15 @@
 //! and user policies over the spec alone (workflow safety, waivers, inline secrets…).
 //!
 //! Exit codes: 0 clean (warnings allowed unless `--fail-on warning`), 1 findings at or above the
-//! threshold, 2 an invalid spec (any `spec/schema` finding), a missing file or bad policies, 3 a
-//! failure to write the report.
+//! threshold, 2 an invalid spec (any `spec/schema` finding), a missing file or policies that do
+//! not parse, 3 a policy that fails while it runs or a report that cannot be written.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Failure, Outcome, print_stdout};
 use crate::finding::{Exit, Report, Severity};
-use crate::policy;
+use crate::policy::{self, PolicyError};
 use crate::report::{self, Context, Format};
 use crate::spec::{self, SpecError};
 
@@ -75,8 +75,13 @@ pub fn run(args: Args) -> Outcome {
     let options = policy::Options { user_dirs: args.policies.clone(), now: chrono::Utc::now() };
     let findings = match policy::evaluate(&loaded, None, &options) {
         Ok(evaluation) => evaluation.findings,
-        // A user policy that does not compile makes the `--policy` input unusable.
-        Err(error) => return Err(Failure::invalid(error)),
+        // A policy folder that cannot be read or Rego that does not parse is bad input on the
+        // command line (`--policy`): exit 2.
+        Err(error @ (PolicyError::Read { .. } | PolicyError::Parse { .. })) => {
+            return Err(Failure::invalid(error));
+        }
+        // A policy that fails while it runs, or yields a malformed finding: exit 3.
+        Err(error) => return Err(Failure::runtime(error)),
     };
     let report = Report::new(name, findings);
     let context = Context { source: Some(&loaded.source), spans: Some(&loaded.spans), color };

@@ -88,9 +88,18 @@ impl Failure {
 /// What every command returns.
 pub type Outcome = Result<Exit, Failure>;
 
-/// Parses the command line, runs the command and returns the process exit code.
+/// Parses the process's command line, runs the command and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    main_from(std::env::args_os())
+}
+
+/// Like [`main`], with the command line given (the first item is the program name).
+pub fn main_from<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     init_logging(&cli);
     let outcome = match cli.command {
         Command::Lint(args) => lint::run(args),

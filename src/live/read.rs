@@ -73,22 +73,29 @@ pub async fn read(
 ) -> Result<Snapshot, LiveError> {
     let governed = governed_matcher(&spec.bytebase.projects)?;
     let lookback =
-        humantime::parse_duration(&spec.alerts.skipped_approval.lookback).map_err(|e| {
-            LiveError::Spec {
-                field: "alerts.skippedApproval.lookback",
-                reason: format!("{:?}: {e}", spec.alerts.skipped_approval.lookback),
-            }
+        crate::spec::parse_duration(&spec.alerts.skipped_approval.lookback).map_err(|e| {
+            LiveError::Spec { field: "alerts.skippedApproval.lookback", reason: e.to_string() }
         })?;
-    let since = options.now - TimeDelta::from_std(lookback).unwrap_or(TimeDelta::MAX);
+    // A lookback beyond the calendar reads every issue rather than failing.
+    let since = TimeDelta::from_std(lookback)
+        .ok()
+        .and_then(|d| options.now.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
 
     // 1–2. Login (lazily, on the first call) and the workspace id.
     let workspace = client.get_workspace().await?.name;
     // The licence: without the approval feature every issue is SKIPPED whatever the rules say.
     let subscription = client.get_subscription().await?;
-    let matrix = client.get_feature_matrix().await?;
     // NOTE: a matrix that does not list the feature is read as "not licensed": the safe answer for
-    // a compliance check, since Bytebase gates approval finding on that very entry.
-    let approval_feature = matrix.allows(APPROVAL_FEATURE, &subscription.plan).unwrap_or(false);
+    // a compliance check, since Bytebase gates approval finding on that very entry. A Bytebase
+    // without `GET /v1/feature` (404) is judged by its plan: only ENTERPRISE is assumed to have
+    // custom approval flows, so a TEAM plan there reads as unlicensed (a finding to look at, never
+    // a gap missed).
+    let approval_feature = match client.get_feature_matrix().await {
+        Ok(matrix) => matrix.allows(APPROVAL_FEATURE, &subscription.plan).unwrap_or(false),
+        Err(error) if error.is_not_found() => subscription.plan == "ENTERPRISE",
+        Err(error) => return Err(error.into()),
+    };
     // 3. Approval rules.
     let approval_rules = client.list_approval_rules().await?;
     // 4. Roles.

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::finding::{Finding, Severity, code_info};
 use crate::spec::LoadedSpec;
 
-pub use engine::{BUILTIN_POLICIES, BUILTIN_TESTS, EVALUATION_LIMIT, PolicySet};
+pub use engine::{BUILTIN_POLICIES, BUILTIN_TESTS, EVALUATION_LIMIT, PolicySet, codes_data};
 
 /// How to evaluate.
 #[derive(Debug, Clone)]

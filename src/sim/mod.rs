@@ -1,9 +1,392 @@
-//! Emulators of the Bytebase v1 API and the ServiceNow Table API, served over real HTTP on loopback.
+//! Emulators of the Bytebase v1 API and the ServiceNow Table API, served over real HTTP on
+//! loopback.
 //!
 //! Every test of the clients, of `check` and of `apply`, and `cabgate demo`, stands on these, so
-//! they follow the references and Bytebase's source, never a guess. A seeded fault schedule makes a
-//! failing run replay.
+//! they follow the references and Bytebase's source, never a guess. A seeded fault schedule makes
+//! a failing run replay: the same world, seed and request order give the same faults and the same
+//! recorded exchanges.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), cabgate::sim::SimError> {
+//! let world = cabgate::sim::World::load("fixtures/worlds/basic.yaml")?;
+//! let sim = cabgate::sim::start(world, cabgate::sim::Options::default()).await?;
+//! println!("{} {}", sim.bytebase_url(), sim.servicenow_url());
+//! sim.shutdown().await;
+//! # Ok(()) }
+//! ```
 
 pub mod bytebase;
 pub mod clock;
+pub mod faults;
+pub mod record;
 pub mod servicenow;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde::Deserialize;
+use tokio::task::JoinHandle;
+
+pub use clock::Clock;
+pub use faults::{FaultSpec, Server};
+pub use record::{Exchange, Recorder};
+
+/// Everything both emulators start from: one YAML (or JSON) file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct World {
+    /// The Bytebase workspace.
+    pub bytebase: bytebase::World,
+    /// The ServiceNow instance.
+    // TODO: becomes `servicenow::World` once the ServiceNow emulator lands; until then its
+    // section is accepted as free-form data and the ServiceNow server answers 404 to everything.
+    pub servicenow: serde_json::Value,
+}
+
+/// Why the emulators could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// The world file could not be read.
+    #[error("cannot read world file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The world is not valid YAML.
+    #[error("{origin}:{line}:{column}: invalid YAML: {message}")]
+    Yaml {
+        /// File name or `<string>`.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// The world does not describe a valid workspace.
+    #[error("{origin}: invalid world: {message}")]
+    World {
+        /// File name or `<string>`.
+        origin: String,
+        /// Which field is wrong and why.
+        message: String,
+    },
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The blocking runtime could not be built.
+    #[error("cannot start the emulators' runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl World {
+    /// Loads a world file (YAML or JSON).
+    pub fn load(path: impl AsRef<Path>) -> Result<World, SimError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SimError::Read { path: path.display().to_string(), source })?;
+        World::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// Parses a world from YAML (JSON is YAML too); `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<World, SimError> {
+        use saphyr::LoadableYamlNode;
+
+        let docs = saphyr::Yaml::load_from_str(text).map_err(|e| SimError::Yaml {
+            origin: origin.into(),
+            line: e.marker().line(),
+            column: e.marker().col() + 1,
+            message: e.info().into(),
+        })?;
+        let value = docs.first().map(yaml_to_json).unwrap_or(serde_json::Value::Null);
+        let value = if value.is_null() { serde_json::json!({}) } else { value };
+        serde_json::from_value(value)
+            .map_err(|e| SimError::World { origin: origin.into(), message: e.to_string() })
+    }
+}
+
+/// Converts a YAML node to JSON (aliases and tags are not supported in worlds).
+fn yaml_to_json(node: &saphyr::Yaml<'_>) -> serde_json::Value {
+    use saphyr::{Scalar, Yaml};
+    use serde_json::Value;
+
+    match node {
+        Yaml::Value(Scalar::Null) => Value::Null,
+        Yaml::Value(Scalar::Boolean(b)) => Value::Bool(*b),
+        Yaml::Value(Scalar::Integer(i)) => Value::from(*i),
+        Yaml::Value(Scalar::FloatingPoint(f)) => {
+            serde_json::Number::from_f64(f.into_inner()).map(Value::Number).unwrap_or(Value::Null)
+        }
+        Yaml::Value(Scalar::String(s)) => Value::String(s.to_string()),
+        Yaml::Representation(s, _, _) => Value::String(s.to_string()),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
+        Yaml::Mapping(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let key = match yaml_to_json(k) {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    (key, yaml_to_json(v))
+                })
+                .collect(),
+        ),
+        Yaml::Tagged(_, inner) => yaml_to_json(inner),
+        Yaml::Alias(_) | Yaml::BadValue => Value::Null,
+    }
+}
+
+/// How to run the emulators.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Seed of the fault schedule (and of token signing keys).
+    pub seed: u64,
+    /// Faults to inject.
+    pub faults: FaultSpec,
+    /// A fixed delay added to every request.
+    pub latency: Duration,
+    /// Address to bind (loopback by default).
+    pub bind: IpAddr,
+    /// Bytebase port; 0 = any free port.
+    pub bytebase_port: u16,
+    /// ServiceNow port; 0 = any free port.
+    pub servicenow_port: u16,
+    /// Whether exchanges are recorded (benchmarks turn it off).
+    pub record: bool,
+    /// The clock; a fresh real-time clock by default.
+    pub clock: Clock,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            seed: 0,
+            faults: FaultSpec::none(),
+            latency: Duration::ZERO,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            bytebase_port: 0,
+            servicenow_port: 0,
+            record: true,
+            clock: Clock::new(),
+        }
+    }
+}
+
+/// Both emulators, serving until [`Running::shutdown`] or drop.
+#[derive(Debug)]
+pub struct Running {
+    bytebase_url: String,
+    servicenow_url: String,
+    clock: Clock,
+    recorder: Arc<Recorder>,
+    emulator: Arc<bytebase::Emulator>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Base URL of the Bytebase emulator, e.g. `http://127.0.0.1:41234` (no trailing slash).
+    pub fn bytebase_url(&self) -> &str {
+        &self.bytebase_url
+    }
+
+    /// Base URL of the ServiceNow emulator.
+    pub fn servicenow_url(&self) -> &str {
+        &self.servicenow_url
+    }
+
+    /// The shared sim clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Every exchange recorded so far, both servers, in arrival order.
+    pub fn requests(&self) -> Vec<Exchange> {
+        self.recorder.snapshot()
+    }
+
+    /// Forgets the recorded exchanges.
+    pub fn reset_requests(&self) {
+        self.recorder.reset();
+    }
+
+    /// Runs every queued Bytebase background job now (finding, rollout creation, task runs).
+    pub fn step(&self) -> usize {
+        self.emulator.step()
+    }
+
+    /// Stops both servers.
+    pub async fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts both emulators on `options.bind`, each on its own port.
+pub async fn start(world: World, options: Options) -> Result<Running, SimError> {
+    let clock = options.clock.clone();
+    let emulator = bytebase::Emulator::new(world.bytebase, clock.clone(), options.seed)
+        .map_err(|message| SimError::World { origin: "bytebase".into(), message })?;
+    let recorder = Arc::new(Recorder::default());
+    let layer = |server| {
+        Arc::new(record::LayerState::new(
+            server,
+            recorder.clone(),
+            options.faults.clone(),
+            options.seed,
+            options.latency,
+            options.record,
+        ))
+    };
+    let control = Router::new()
+        .route("/_sim/requests", get(list_requests).delete(reset_requests))
+        .route("/_sim/requests/count", get(count_requests))
+        .with_state(recorder.clone());
+    let bytebase_app = bytebase::router(emulator.clone())
+        .merge(control)
+        .layer(axum::middleware::from_fn_with_state(layer(Server::Bytebase), record::layer));
+    let servicenow_app = servicenow_router()
+        .layer(axum::middleware::from_fn_with_state(layer(Server::Servicenow), record::layer));
+
+    let (bytebase_listener, bytebase_addr) = bind(options.bind, options.bytebase_port).await?;
+    let (servicenow_listener, servicenow_addr) =
+        bind(options.bind, options.servicenow_port).await?;
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(bytebase_listener, bytebase_app).await {
+            tracing::error!(error = %e, "the Bytebase emulator stopped");
+        }
+    }));
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(servicenow_listener, servicenow_app).await {
+            tracing::error!(error = %e, "the ServiceNow emulator stopped");
+        }
+    }));
+    let ticker = emulator.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(20));
+        loop {
+            interval.tick().await;
+            ticker.tick();
+        }
+    }));
+    Ok(Running {
+        bytebase_url: format!("http://{bytebase_addr}"),
+        servicenow_url: format!("http://{servicenow_addr}"),
+        clock,
+        recorder,
+        emulator,
+        tasks,
+    })
+}
+
+// TODO: replace with `servicenow::router(world.servicenow, clock)` once the ServiceNow
+// emulator lands on main.
+fn servicenow_router() -> Router {
+    Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({
+                "error": {"message": "the ServiceNow emulator is not built yet", "detail": ""},
+                "status": "failure",
+            })),
+        )
+    })
+}
+
+async fn bind(ip: IpAddr, port: u16) -> Result<(tokio::net::TcpListener, SocketAddr), SimError> {
+    let addr = SocketAddr::new(ip, port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SimError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(|source| SimError::Bind { addr, source })?;
+    Ok((listener, local))
+}
+
+async fn list_requests(State(recorder): State<Arc<Recorder>>) -> axum::Json<Vec<Exchange>> {
+    axum::Json(recorder.snapshot())
+}
+
+async fn reset_requests(State(recorder): State<Arc<Recorder>>) -> axum::Json<serde_json::Value> {
+    recorder.reset();
+    axum::Json(serde_json::json!({}))
+}
+
+/// `{"total": n, "bytebase": n, "servicenow": n, "byRoute": {"GET /v1/projects": n, …}}`.
+async fn count_requests(State(recorder): State<Arc<Recorder>>) -> axum::Json<serde_json::Value> {
+    let all = recorder.snapshot();
+    let mut by_route = serde_json::Map::new();
+    for e in &all {
+        let key = format!("{} {}", e.method, e.path);
+        let n = by_route.get(&key).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        by_route.insert(key, serde_json::Value::from(n + 1));
+    }
+    let count = |s: Server| all.iter().filter(|e| e.server == s).count();
+    axum::Json(serde_json::json!({
+        "total": all.len(),
+        "bytebase": count(Server::Bytebase),
+        "servicenow": count(Server::Servicenow),
+        "byRoute": by_route,
+    }))
+}
+
+/// The emulators on a runtime of their own, for synchronous tests and commands. Derefs to
+/// [`Running`]; dropping it stops the servers and the runtime.
+#[derive(Debug)]
+pub struct BlockingSim {
+    running: Running,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::ops::Deref for BlockingSim {
+    type Target = Running;
+
+    fn deref(&self) -> &Running {
+        &self.running
+    }
+}
+
+impl Drop for BlockingSim {
+    fn drop(&mut self) {
+        self.running.stop();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// [`start`] on a dedicated two-thread runtime; call it from synchronous code only (not from
+/// inside another tokio runtime).
+pub fn start_blocking(world: World, options: Options) -> Result<BlockingSim, SimError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("cabgate-sim")
+        .build()
+        .map_err(SimError::Runtime)?;
+    let running = runtime.block_on(start(world, options))?;
+    Ok(BlockingSim { running, runtime: Some(runtime) })
+}

@@ -82,7 +82,8 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<LoadedSpec, SpecError> {
         SpecError::Invalid(Box::new(InvalidSpec { path: path.to_owned(), source, spans, findings }))
     };
     let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
+        // A byte-order mark is not part of the spec; positions count from after it.
+        Ok(text) => text.strip_prefix('\u{feff}').unwrap_or(text),
         Err(error) => {
             let finding = not_utf8(bytes, error.valid_up_to());
             return Err(invalid(None, SpanMap::default(), vec![finding]));

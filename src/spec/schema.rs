@@ -297,3 +297,33 @@ fn lower_first(text: &str) -> String {
     let mut chars = text.chars();
     chars.next().map_or_else(String::new, |c| c.to_lowercase().chain(chars).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_named_as_people_write_them() {
+        assert_eq!(field_name(""), "the spec");
+        assert_eq!(field_name("/lockdown/allow/0"), "`lockdown.allow[0]`");
+        assert_eq!(field_name("/workflow/change/a~1b"), "`workflow.change.a/b`");
+    }
+
+    #[test]
+    fn suggestions_pick_the_closest_word_or_list_the_choices() {
+        let allowed = ["projectSettings".to_owned(), "allow".to_owned()];
+        assert_eq!(suggestion("projectSetings", &allowed), "did you mean `projectSettings`?");
+        assert_eq!(suggestion("zzz", &allowed), "allowed here: `projectSettings`, `allow`");
+    }
+
+    #[test]
+    fn the_schema_compiles() {
+        assert!(validator().is_valid(&serde_json::json!({
+            "version": 1, "name": "n",
+            "bytebase": { "url": "https://b.example", "serviceAccount": "a@b.example",
+                          "serviceKeyEnv": "K", "projects": ["*"] },
+            "approval": { "catchAll": { "roles": ["roles/x"] } },
+            "lockdown": { "allow": [] },
+        })));
+    }
+}

@@ -155,3 +155,25 @@ impl TextIndex {
         self.char_bytes.get(char_index).copied().unwrap_or(self.len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::yaml;
+
+    #[test]
+    fn members_are_located_at_their_key_or_value_with_byte_ranges() {
+        let text = "a:\n  bé: [x, y]   # note\n  c: 1\n";
+        let spans = yaml::parse(text).spans;
+        let value = spans.locate("/a/bé").unwrap();
+        assert_eq!((value.line, value.column), (2, 7));
+        let key = spans.locate_key("/a/bé").unwrap();
+        assert_eq!((key.line, key.column), (2, 3));
+        let (offset, length) = spans.byte_range(&value).unwrap();
+        assert_eq!(&text[offset..offset + length], "[x, y]");
+        let (offset, length) = spans.byte_range(&key).unwrap();
+        assert_eq!(&text[offset..offset + length], "bé");
+        // A default value has no node: its nearest written ancestor stands in, under its own path.
+        let missing = spans.locate("/a/d/e").unwrap();
+        assert_eq!((missing.path.as_str(), missing.line, missing.column), ("/a/d/e", 2, 3));
+    }
+}

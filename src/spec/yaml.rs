@@ -47,6 +47,7 @@ pub fn parse(text: &str) -> Parsed {
     let index = TextIndex::new(text);
     let mut builder = Builder {
         parser: Parser::new_from_str(text),
+        text,
         index: &index,
         spans: SpanMap::default(),
         problems: tab_problems(text, &index),
@@ -67,6 +68,7 @@ struct Stop;
 
 struct Builder<'a> {
     parser: Parser<'a, StrInput<'a>>,
+    text: &'a str,
     index: &'a TextIndex,
     spans: SpanMap,
     problems: Vec<Problem>,
@@ -138,11 +140,15 @@ impl<'a> Builder<'a> {
             }
             Event::SequenceStart(anchor, tag) => {
                 self.anchor_and_tag(span, pointer, anchor, tag.as_deref())?;
-                self.sequence(pointer)
+                let (value, end) = self.sequence(pointer)?;
+                self.spans.insert_node(pointer, key, self.collection(place, end));
+                Ok(value)
             }
             Event::MappingStart(anchor, tag) => {
                 self.anchor_and_tag(span, pointer, anchor, tag.as_deref())?;
-                self.mapping(pointer)
+                let (value, end) = self.mapping(pointer)?;
+                self.spans.insert_node(pointer, key, self.collection(place, end));
+                Ok(value)
             }
             _ => {
                 self.problem(span, pointer, "unexpected YAML structure", SYNTAX_HELP);
@@ -151,25 +157,44 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn sequence(&mut self, pointer: &str) -> Result<Value, Stop> {
+    /// The span to show for a collection: all of it when it fits on its first line (a flow
+    /// collection such as `[a, b]`), else its first line without a trailing comment.
+    fn collection(&self, start: NodeSpan, end: Span) -> NodeSpan {
+        let end = self.index.span(end);
+        let closing = self.text[end.offset.min(self.text.len())..].starts_with([']', '}']);
+        let stop = if end.line == start.line && closing {
+            end.offset + 1
+        } else {
+            let line = &self.text[start.offset..];
+            let line = line.split('\n').next().unwrap_or_default();
+            let content = line.split(" #").next().unwrap_or_default().trim_end();
+            start.offset + content.len()
+        };
+        NodeSpan { length: stop.saturating_sub(start.offset), ..start }
+    }
+
+    fn sequence(&mut self, pointer: &str) -> Result<(Value, Span), Stop> {
         let mut items = Vec::new();
         loop {
             let (event, span) = self.next()?;
             if matches!(event, Event::SequenceEnd) {
-                return Ok(Value::Array(items));
+                return Ok((Value::Array(items), span));
             }
             let item = format!("{pointer}/{}", items.len());
             items.push(self.node(event, span, &item, None)?);
         }
     }
 
-    fn mapping(&mut self, pointer: &str) -> Result<Value, Stop> {
+    fn mapping(&mut self, pointer: &str) -> Result<(Value, Span), Stop> {
         let mut map = Map::new();
         loop {
             let (event, key_span) = self.next()?;
             let key = match event {
-                Event::MappingEnd => return Ok(Value::Object(map)),
-                Event::Scalar(text, ..) => text.into_owned(),
+                Event::MappingEnd => return Ok((Value::Object(map), key_span)),
+                Event::Scalar(text, _, anchor, tag) => {
+                    self.anchor_and_tag(key_span, pointer, anchor, tag.as_deref())?;
+                    text.into_owned()
+                }
                 other => {
                     self.problem(
                         key_span,

@@ -361,19 +361,26 @@ impl<B: Bytebase, S: ServiceNow> Target<'_, B, S> {
     }
 
     /// The creator brought a new plan version: the CAB reviews it again, in the same CHG
-    /// (`onRework: update`) or in a new one (`onRework: new`).
+    /// (`onRework: update`) or in a new one (`onRework: new`). A CHG the CAB already approved
+    /// cannot go back to Assess in ServiceNow's model, so it is replaced by a new one either way.
     async fn resubmit(&mut self) -> PortResult<Outcome> {
         let Some(change) = self.fresh_change().await? else {
             return self.open_change().await;
         };
         let plan = self.bytebase.plan(&self.issue().plan).await?;
-        if self.settings.on_rework == OnRework::New || change.is_terminal() {
+        let replace = self.settings.on_rework == OnRework::New
+            || change.is_terminal()
+            || matches!(change.state.as_str(), "scheduled" | "implement" | "review");
+        if replace {
+            // The new CHG first: a crash before the old one is canceled leaves the record on the
+            // old CHG, and the next pass finds the new one by its correlation id and finishes.
+            self.record.generation += 1;
+            let opened = self.open_change().await?;
             if !change.is_terminal() {
-                let note = "cabgate: superseded by a new CHG for the reworked plan.";
+                let note = "cabgate: superseded by a new CHG for the changed plan.";
                 self.servicenow.cancel(&change.sys_id, note).await?;
             }
-            self.record.generation += 1;
-            return self.open_change().await;
+            return Ok(opened);
         }
         let fields = change_fields(&self.settings.template, &self.context());
         self.servicenow.update_fields(&change.sys_id, &fields).await?;
@@ -382,7 +389,7 @@ impl<B: Bytebase, S: ServiceNow> Target<'_, B, S> {
             plan.version
         );
         self.servicenow.work_note(&change.sys_id, &note).await?;
-        if change.state != "assess" {
+        if change.state == "new" {
             self.servicenow.set_state(&change.sys_id, "assess").await?;
         }
         self.record.plan_version = Some(plan.version);

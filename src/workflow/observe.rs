@@ -97,11 +97,12 @@ pub async fn observe<B: Bytebase, S: ServiceNow>(
     let missing: Vec<String> = records
         .values()
         .filter(|r| !machine.is_final(&r.state) && issues.contains_key(&r.issue))
-        .filter_map(|r| r.change.as_ref().map(|c| c.sys_id.clone()))
-        .filter(|id| !by_id.contains_key(id))
+        .filter_map(|r| r.change.as_ref())
+        .filter(|c| !by_id.contains_key(&c.sys_id))
+        .map(|c| c.correlation_id.clone())
         .collect();
     if !missing.is_empty() {
-        for change in servicenow.changes_by_id(&missing).await? {
+        for change in servicenow.changes_by_correlation(&missing).await? {
             by_id.insert(change.sys_id.clone(), change);
         }
     }

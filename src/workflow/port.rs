@@ -127,23 +127,19 @@ pub trait ServiceNow: Send + Sync {
         &self,
         prefix: &str,
     ) -> impl Future<Output = PortResult<Vec<ChangeView>>> + Send;
-    /// The CHGs with these sys_ids (batched `sys_idIN…` queries).
-    fn changes_by_id(
+    /// The CHGs (active or not) with these correlation ids, in batched `correlation_idIN…`
+    /// queries.
+    fn changes_by_correlation(
         &self,
-        sys_ids: &[String],
+        ids: &[String],
     ) -> impl Future<Output = PortResult<Vec<ChangeView>>> + Send;
-    /// The CHG with this correlation id, active or not.
-    fn find_change(
-        &self,
-        correlation_id: &str,
-    ) -> impl Future<Output = PortResult<Option<ChangeView>>> + Send;
     /// Looks the correlation id up, and creates the CHG only when none exists.
     fn create_change(
         &self,
         correlation_id: &str,
         fields: &BTreeMap<String, String>,
     ) -> impl Future<Output = PortResult<ChangeView>> + Send;
-    /// A fresh read of one CHG with its approver rows.
+    /// A fresh read of one CHG (without its approver rows).
     fn change(&self, sys_id: &str) -> impl Future<Output = PortResult<ChangeView>> + Send;
     /// The approver rows of one CHG.
     fn approvers(&self, sys_id: &str)

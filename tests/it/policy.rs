@@ -152,3 +152,127 @@ fn every_builtin_code_has_a_fixture() {
         .collect();
     assert!(missing.is_empty(), "codes without a fixture: {missing:?}");
 }
+
+/// The OPA wheel the differential test runs (pinned so a new release cannot change the verdict).
+const OPA_WHEEL: &str = "opa-golib-python-bindings==0.4.4";
+
+/// `target/opa/pkg`, with the `opa_bindings` module unpacked from PyPI on first use. Fails loudly
+/// when python3, pip or the network is missing: a skipped differential test proves nothing.
+fn opa_bindings() -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().to_owned();
+    let root = target.join("opa");
+    let pkg = root.join("pkg");
+    if pkg.join("opa_bindings/__init__.py").is_file() {
+        return pkg;
+    }
+    let scratch = root.join(format!("download-{}", std::process::id()));
+    let status = std::process::Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
+        .args(["--python-version", "3.14", "--disable-pip-version-check", "-q", OPA_WHEEL])
+        .arg("-d")
+        .arg(&scratch)
+        .status()
+        .expect("the OPA differential test needs python3 with pip on PATH");
+    assert!(status.success(), "pip could not download {OPA_WHEEL} (PyPI unreachable?)");
+    let wheel = std::fs::read_dir(&scratch)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .expect("pip downloaded no wheel");
+    let unpacked = scratch.join("pkg");
+    let status = std::process::Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(&unpacked)
+        .status()
+        .unwrap();
+    assert!(status.success(), "cannot unzip {}", wheel.display());
+    // A rename is atomic: a concurrent run sees either no package or a whole one.
+    if std::fs::rename(&unpacked, &pkg).is_err() {
+        assert!(pkg.join("opa_bindings/__init__.py").is_file(), "cannot install into {pkg:?}");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    pkg
+}
+
+/// Runs `fixtures/policy/opa_eval.py` under real OPA.
+fn opa_eval(request: &Value) -> Value {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("python3")
+        .arg(fixtures().join("opa_eval.py"))
+        .env("PYTHONPATH", opa_bindings())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "OPA failed:\n{stderr}");
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("OPA output: {e}\n{stderr}"))
+}
+
+/// A set of findings in a canonical order, to compare two engines' outputs.
+fn canonical(findings: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = findings.iter().map(Value::to_string).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The built-in policies are portable Rego v1: real OPA and regorus produce the same findings on
+/// every fixture input, and OPA passes every built-in Rego unit test too.
+#[test]
+fn opa_and_regorus_agree_on_every_fixture() {
+    let cases = cases();
+    let inputs: Vec<Value> = cases
+        .iter()
+        .map(|c| policy::build_input(&c.spec.document, c.live.as_ref(), c.now))
+        .collect();
+    let mut regorus = policy::PolicySet::load(&[]).unwrap();
+    let packages = regorus.packages().to_vec();
+    let mut modules: Vec<(&str, &str)> = policy::BUILTIN_POLICIES.to_vec();
+    modules.extend_from_slice(policy::BUILTIN_TESTS);
+    let builtin_tests = testing::run(&[]).unwrap();
+    let rules: Vec<&str> = builtin_tests.results.iter().map(|r| r.rule.as_str()).collect();
+    let request = serde_json::json!({
+        "modules": modules,
+        "data": policy::codes_data(),
+        "packages": packages,
+        "inputs": inputs,
+        "rules": rules,
+    });
+    let opa = opa_eval(&request);
+
+    let opa_total: usize = opa["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p.as_object().unwrap().values())
+        .map(|f| f.as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(opa_total >= cases.len(), "OPA found only {opa_total} findings: is it evaluating?");
+
+    let mut differences = Vec::new();
+    for (i, case) in cases.iter().enumerate() {
+        let ours = regorus.evaluate(&inputs[i]).unwrap();
+        for package in ours {
+            let theirs =
+                opa["findings"][i][&package.package].as_array().cloned().unwrap_or_default();
+            let (a, b) = (canonical(&package.findings), canonical(&theirs));
+            if a != b {
+                differences.push(format!(
+                    "{} {}:\n  regorus: {a:#?}\n  opa:     {b:#?}",
+                    case.name, package.package
+                ));
+            }
+        }
+    }
+    for rule in rules {
+        if opa["rules"][rule] != Value::Bool(true) {
+            differences.push(format!("OPA fails the Rego test {rule}: {}", opa["rules"][rule]));
+        }
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+}

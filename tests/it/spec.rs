@@ -160,6 +160,13 @@ fn non_utf8_empty_and_non_mapping_files_are_refused() {
 }
 
 #[test]
+fn a_byte_order_mark_does_not_shift_columns() {
+    let found = places(&problems("\u{feff}version: 2\n".as_bytes()));
+    let version = found.iter().find(|(_, _, m)| m.contains("`version` must be 1")).unwrap();
+    assert_eq!((version.0, version.1), (1, 10), "{found:?}");
+}
+
+#[test]
 fn yaml_1_2_keeps_on_and_yes_as_text() {
     let text = format!("{MINIMAL}workflow:\n  change:\n    on: yes\n    off: no\n");
     let loaded = spec::load_bytes(Path::new("t.yaml"), text.as_bytes()).expect("valid");
@@ -296,4 +303,12 @@ fn the_schema_and_the_model_agree() {
             assert!(spec::load(&path).is_err(), "{name} should be invalid");
         }
     }
+}
+
+#[test]
+fn anchors_on_keys_and_custom_tags_are_refused() {
+    let text = MINIMAL.replace("name: t", "&k name: !custom t");
+    let found = places(&problems(text.as_bytes()));
+    assert!(found.iter().any(|(l, c, m)| (*l, *c) == (2, 1) && m.contains("anchors")), "{found:?}");
+    assert!(found.iter().any(|(_, _, m)| m.contains("tag `!custom`")), "{found:?}");
 }

@@ -63,7 +63,8 @@ use crate::sim::clock::Clock;
 ///
 /// In `change_requests` and `incidents`, reference fields may name the record (a user's
 /// `user_name`, a group's `name`) instead of its sys_id; numbers and sys_ids are assigned when
-/// missing.
+/// missing; states are taken as given (no model check). A CHG seeded in Assess or Authorize
+/// without an `approval` gets its approval round, as if it had just been moved there.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct World {
@@ -114,6 +115,8 @@ pub struct User {
     pub date_format: Option<String>,
     /// Whether the user is active (default true); inactive users cannot log in.
     pub active: Option<bool>,
+    /// Roles; `admin` and `approval_admin` may decide approvals assigned to someone else.
+    pub roles: Vec<String>,
 }
 
 /// A `sys_user_group` row.
@@ -234,13 +237,19 @@ pub type Shared = Arc<Instance>;
 
 /// The emulator's router: the Table API (`/api/now/table/…`, `/api/now/v1/table/…`,
 /// `/api/now/v2/table/…`), `POST /oauth_token.do`, and the control endpoints under `/_sim/`.
+///
+/// Problems in the world ([`World::problems`]) are logged as warnings and the bad names skipped.
 pub fn router(world: World, clock: Clock) -> Router {
+    for problem in world.problems() {
+        tracing::warn!(%problem, "servicenow world");
+    }
     let db = records::Db::seeded(&world, &clock);
     let shared: Shared = Arc::new(Instance { world, clock, db: Mutex::new(db) });
     Router::new()
         .merge(table::routes(shared.clone()))
         .merge(auth::routes())
         .merge(control::routes())
+        .fallback(table::unknown_uri)
         .with_state(shared)
 }
 
@@ -283,5 +292,123 @@ impl axum::response::IntoResponse for ApiError {
             }
         }
         response
+    }
+}
+
+impl World {
+    /// Everything in the world that names something missing or malformed, one sentence each,
+    /// naming the field (`groups[0].members[2]: no user "bobb"`). The emulator runs with such a
+    /// world (the bad names are skipped), so a loader should show these to whoever wrote it.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let user_known = |name: &str| self.users.iter().any(|u| u.user_name == name);
+        let group_known = |name: &str| self.groups.iter().any(|g| g.name == name);
+        for (i, user) in self.users.iter().enumerate() {
+            if user.user_name.is_empty() {
+                problems.push(format!("users[{i}].user_name: empty"));
+            }
+            if self.users[..i].iter().any(|u| u.user_name == user.user_name) {
+                problems.push(format!("users[{i}].user_name: {:?} appears twice", user.user_name));
+            }
+            if let Some(tz) = &user.time_zone
+                && tz.parse::<chrono::FixedOffset>().is_err()
+            {
+                problems.push(format!("users[{i}].time_zone: {tz:?} is not an offset like +02:00"));
+            }
+            if let Some(id) = &user.sys_id
+                && !records::is_sys_id(id)
+            {
+                problems.push(format!("users[{i}].sys_id: {id:?} is not 32 lowercase hex digits"));
+            }
+        }
+        for (i, group) in self.groups.iter().enumerate() {
+            for (j, member) in group.members.iter().enumerate() {
+                if !user_known(member) {
+                    problems.push(format!("groups[{i}].members[{j}]: no user {member:?}"));
+                }
+            }
+            if let Some(manager) = group.manager.as_deref().filter(|m| !user_known(m)) {
+                problems.push(format!("groups[{i}].manager: no user {manager:?}"));
+            }
+            if let Some(id) = group.sys_id.as_deref().filter(|id| !records::is_sys_id(id)) {
+                problems.push(format!("groups[{i}].sys_id: {id:?} is not 32 lowercase hex digits"));
+            }
+        }
+        if let Some(group) = self.cab.as_ref().and_then(|c| c.group.as_deref())
+            && !group_known(group)
+        {
+            problems.push(format!("cab.group: no group {group:?}"));
+        }
+        for (i, client) in self.oauth.clients.iter().enumerate() {
+            if let Some(user) = client.application_user.as_deref().filter(|u| !user_known(u)) {
+                problems.push(format!("oauth.clients[{i}].application_user: no user {user:?}"));
+            }
+        }
+        for (i, rule) in self.rate_limits.iter().enumerate() {
+            if let Some(user) = rule.user.as_deref().filter(|u| !user_known(u)) {
+                problems.push(format!("rate_limits[{i}].user: no user {user:?}"));
+            }
+        }
+        for (table, fields) in &self.acl.hidden_fields {
+            match schema::table(table) {
+                None => problems.push(format!("acl.hidden_fields.{table}: no such table")),
+                Some(t) => {
+                    for field in fields.iter().filter(|f| t.field(f).is_none()) {
+                        problems.push(format!("acl.hidden_fields.{table}: no field {field:?}"));
+                    }
+                }
+            }
+        }
+        for (table, encoded) in &self.acl.hidden_rows {
+            match schema::table(table) {
+                None => problems.push(format!("acl.hidden_rows.{table}: no such table")),
+                Some(t) => {
+                    for term in query::parse(t, encoded).dropped {
+                        problems.push(format!("acl.hidden_rows.{table}: invalid term {term:?}"));
+                    }
+                }
+            }
+        }
+        let seeds = [("change_requests", "change_request", &self.change_requests)];
+        let seeds = seeds.into_iter().chain([("incidents", "incident", &self.incidents)]);
+        for (key, table, rows) in seeds {
+            let Some(t) = schema::table(table) else { continue };
+            for (i, row) in rows.iter().enumerate() {
+                for field in row.keys().filter(|f| t.field(f).is_none()) {
+                    problems.push(format!("{key}[{i}].{field}: no such field in {table}"));
+                }
+            }
+        }
+        problems
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_name_the_field_and_the_missing_thing() {
+        let world: World = serde_json::from_value(serde_json::json!({
+            "users": [{ "user_name": "alice", "time_zone": "CET" }],
+            "groups": [{ "name": "CAB", "members": ["alice", "bobb"] }],
+            "cab": { "group": "Board" },
+            "acl": { "hidden_fields": { "change_request": ["risk", "rsik"] },
+                     "hidden_rows": { "change_request": "categry=x" } },
+            "change_requests": [{ "short_description": "x", "stat": "-5" }]
+        }))
+        .unwrap();
+        assert_eq!(
+            world.problems(),
+            vec![
+                "users[0].time_zone: \"CET\" is not an offset like +02:00",
+                "groups[0].members[1]: no user \"bobb\"",
+                "cab.group: no group \"Board\"",
+                "acl.hidden_fields.change_request: no field \"rsik\"",
+                "acl.hidden_rows.change_request: invalid term \"categry=x\"",
+                "change_requests[0].stat: no such field in change_request",
+            ]
+        );
+        assert!(World::default().problems().is_empty());
     }
 }

@@ -78,13 +78,47 @@ pub struct Term {
     pub op: Op,
     /// The value as written.
     pub value: String,
+    /// How values of the field compare.
+    pub order: Collation,
+}
+
+/// How a field's values compare in `<`, `>` and `ORDERBY`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Collation {
+    /// Integers and choice lists with numeric values (`state`): numerically, numbers first.
+    Numeric,
+    /// Everything else, stored date-times included: as strings.
+    Text,
+}
+
+impl Collation {
+    fn of(field: &Field) -> Collation {
+        match field.kind {
+            Kind::Integer | Kind::Choice(_) => Collation::Numeric,
+            _ => Collation::Text,
+        }
+    }
+
+    /// Compares two stored values. A total order: under `Numeric`, numbers sort before
+    /// anything else and compare by value; the rest compare as strings.
+    pub fn compare(self, a: &str, b: &str) -> Ordering {
+        if self == Collation::Text {
+            return a.cmp(b);
+        }
+        match (a.parse::<i64>(), b.parse::<i64>()) {
+            (Ok(x), Ok(y)) => x.cmp(&y),
+            (Ok(_), Err(_)) => Ordering::Less,
+            (Err(_), Ok(_)) => Ordering::Greater,
+            (Err(_), Err(_)) => a.cmp(b),
+        }
+    }
 }
 
 /// A parsed query: an OR of groups (`^NQ`), each an AND of OR-clauses.
 #[derive(Debug, Clone, Default)]
 pub struct Query {
     groups: Vec<Vec<Vec<Term>>>,
-    order: Vec<(Vec<String>, bool)>,
+    order: Vec<(Vec<String>, bool, Collation)>,
     /// Terms that were dropped because they were invalid.
     pub dropped: Vec<String>,
 }
@@ -132,12 +166,12 @@ fn parse_term(table: &Table, text: &str) -> Option<Term> {
     let (name, rest) = text.split_at(name_len);
     let (spelling, op) = OPS.iter().find(|(spelling, _)| rest.starts_with(spelling))?;
     let path = split_path(name);
-    field_of_path(table, &path)?;
+    let field = field_of_path(table, &path)?;
     let value = match op {
         Op::IsEmpty | Op::IsNotEmpty => String::new(),
         _ => rest[spelling.len()..].to_string(),
     };
-    Some(Term { path, op: *op, value })
+    Some(Term { path, op: *op, value, order: Collation::of(field) })
 }
 
 /// Parses an encoded query against a table's dictionary.
@@ -176,19 +210,10 @@ pub fn parse(table: &Table, encoded: &str) -> Query {
 
 fn order_term(table: &Table, query: &mut Query, field: &str, desc: bool, raw: &str) {
     let path = split_path(field);
-    if field_of_path(table, &path).is_some() {
-        query.order.push((path, desc));
+    if let Some(field) = field_of_path(table, &path) {
+        query.order.push((path, desc, Collation::of(field)));
     } else {
         query.dropped.push(raw.to_string());
-    }
-}
-
-/// Compares two stored values: numerically when both are numbers, else as strings (which
-/// orders stored date-times correctly).
-pub fn compare(a: &str, b: &str) -> Ordering {
-    match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
-        _ => a.cmp(b),
     }
 }
 
@@ -203,10 +228,10 @@ fn term_matches(term: &Term, actual: &str) -> bool {
         Op::EndsWith => actual.ends_with(v),
         Op::In => v.split(',').any(|item| item == actual),
         Op::NotIn => !v.split(',').any(|item| item == actual),
-        Op::Lt => compare(actual, v) == Ordering::Less,
-        Op::Gt => compare(actual, v) == Ordering::Greater,
-        Op::Le => compare(actual, v) != Ordering::Greater,
-        Op::Ge => compare(actual, v) != Ordering::Less,
+        Op::Lt => term.order.compare(actual, v) == Ordering::Less,
+        Op::Gt => term.order.compare(actual, v) == Ordering::Greater,
+        Op::Le => term.order.compare(actual, v) != Ordering::Greater,
+        Op::Ge => term.order.compare(actual, v) != Ordering::Less,
         Op::IsEmpty => actual.is_empty(),
         Op::IsNotEmpty => !actual.is_empty(),
     }
@@ -239,8 +264,9 @@ impl Query {
             return;
         }
         rows.sort_by(|a, b| {
-            for (path, desc) in &self.order {
-                let ord = compare(&value_at(db, table, a, path), &value_at(db, table, b, path));
+            for (path, desc, collation) in &self.order {
+                let (x, y) = (value_at(db, table, a, path), value_at(db, table, b, path));
+                let ord = collation.compare(&x, &y);
                 let ord = if *desc { ord.reverse() } else { ord };
                 if ord != Ordering::Equal {
                     return ord;
@@ -291,9 +317,12 @@ mod tests {
     }
 
     #[test]
-    fn numbers_compare_as_numbers() {
-        assert_eq!(compare("-5", "-2"), Ordering::Less);
-        assert_eq!(compare("10", "9"), Ordering::Greater);
-        assert_eq!(compare("2026-01-02 00:00:00", "2026-01-10 00:00:00"), Ordering::Less);
+    fn numeric_fields_compare_as_numbers_and_the_rest_as_text() {
+        assert_eq!(Collation::Numeric.compare("-5", "-2"), Ordering::Less);
+        assert_eq!(Collation::Numeric.compare("10", "9"), Ordering::Greater);
+        assert_eq!(Collation::Numeric.compare("9", "x"), Ordering::Less);
+        assert_eq!(Collation::Text.compare("10", "9"), Ordering::Less);
+        let (a, b) = ("2026-01-02 00:00:00", "2026-01-10 00:00:00");
+        assert_eq!(Collation::Text.compare(a, b), Ordering::Less);
     }
 }

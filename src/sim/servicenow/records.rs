@@ -11,7 +11,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::schema::{self, Kind};
-use super::{World, auth, change};
+use super::{World, approvals, auth, change};
 use crate::sim::clock::Clock;
 
 /// One row: field name → stored string value.
@@ -96,6 +96,7 @@ impl Db {
                 db.push("sys_user_grmember", rec);
             }
         }
+        db.seed_choices(world, &now);
         for (table, seeds) in
             [("change_request", &world.change_requests), ("incident", &world.incidents)]
         {
@@ -111,13 +112,53 @@ impl Db {
                     rec.insert(field.clone(), value);
                 }
                 let sys_id = rec.get("sys_id").cloned().unwrap_or_else(|| db.new_sys_id());
-                rec.insert("sys_id".into(), sys_id);
+                rec.insert("sys_id".into(), sys_id.clone());
                 stamp_insert(&mut rec, SYSTEM_USER, &now);
                 change::defaults_on_insert(&mut db, table, &mut rec, SYSTEM_USER, &now);
+                let awaits_cab = table == "change_request"
+                    && !seed.contains_key("approval")
+                    && matches!(rec["state"].as_str(), change::ASSESS | change::AUTHORIZE);
                 db.push(table, rec);
+                if awaits_cab {
+                    approvals::request(&mut db, world, &sys_id, SYSTEM_USER, &now);
+                }
             }
         }
         db
+    }
+
+    /// `sys_choice`: the choice lists of the dictionary, plus the custom model's extra states.
+    fn seed_choices(&mut self, world: &World, now: &str) {
+        let mut choices = Vec::new();
+        for table in schema::TABLES {
+            for field in table.all_fields() {
+                let Kind::Choice(list) = field.kind else { continue };
+                let mut pairs: Vec<(String, String)> =
+                    list.iter().map(|(v, l)| (v.to_string(), l.to_string())).collect();
+                if table.name == "change_request" && field.name == "state" {
+                    pairs.extend(
+                        world.extra_states.iter().map(|e| (e.value.clone(), e.label.clone())),
+                    );
+                }
+                for (sequence, (value, label)) in pairs.into_iter().enumerate() {
+                    choices.push((table.name, field.name, value, label, sequence));
+                }
+            }
+        }
+        for (table, element, value, label, sequence) in choices {
+            let mut rec = Record::from([
+                ("sys_id".into(), self.new_sys_id()),
+                ("name".into(), table.to_string()),
+                ("element".into(), element.to_string()),
+                ("value".into(), value),
+                ("label".into(), label),
+                ("language".into(), "en".into()),
+                ("sequence".into(), sequence.to_string()),
+                ("inactive".into(), "false".into()),
+            ]);
+            stamp_insert(&mut rec, SYSTEM_USER, now);
+            self.push("sys_choice", rec);
+        }
     }
 
     /// A reference given by name in a seed becomes the sys_id of the named record.

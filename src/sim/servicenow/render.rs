@@ -177,7 +177,7 @@ pub fn display_value(
             display_value(db, shown, value, locale, extra_states, depth + 1)
         }
         Kind::Choice(choices) => {
-            if std::ptr::eq(choices, schema::CHANGE_STATES)
+            if choices == schema::CHANGE_STATES
                 && let Some(extra) = extra_states.iter().find(|s| s.value == stored)
             {
                 return extra.label.clone();

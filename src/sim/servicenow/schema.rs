@@ -348,6 +348,21 @@ const SYS_USER_GRMEMBER: Table = Table {
     ],
 };
 
+const SYS_CHOICE: Table = Table {
+    name: "sys_choice",
+    display: "label",
+    access: Access { create: false, update: false, delete: false },
+    fields: &[
+        read_only("name", Kind::Text),
+        read_only("element", Kind::Text),
+        read_only("value", Kind::Text),
+        read_only("label", Kind::Text),
+        read_only("language", Kind::Text),
+        read_only("sequence", Kind::Integer),
+        read_only("inactive", Kind::Boolean),
+    ],
+};
+
 /// Every emulated table.
 pub const TABLES: &[Table] = &[
     CHANGE_REQUEST,
@@ -358,6 +373,7 @@ pub const TABLES: &[Table] = &[
     SYS_USER,
     SYS_USER_GROUP,
     SYS_USER_GRMEMBER,
+    SYS_CHOICE,
 ];
 
 /// The table called `name`, if emulated.

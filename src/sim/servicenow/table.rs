@@ -48,6 +48,11 @@ pub fn routes(shared: Shared) -> Router<Shared> {
     router.layer(middleware::from_fn_with_state(shared, require_auth))
 }
 
+/// The answer to a path no resource lives at.
+pub async fn unknown_uri() -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "Requested URI does not represent any resource", None)
+}
+
 /// Request parameters, in the order given.
 struct Params(Vec<(String, String)>);
 
@@ -141,11 +146,15 @@ fn view<'a>(
     }
 }
 
+/// The ACL rule hiding rows of a table from API callers, if the world sets one.
+fn hidden_rule(inst: &Instance, table: &Table) -> Option<Query> {
+    let encoded = inst.world.acl.hidden_rows.get(table.name)?;
+    Some(query::parse(table, encoded)).filter(Query::has_conditions)
+}
+
 /// Whether an ACL hides this row from API callers.
 fn row_hidden(inst: &Instance, db: &Db, table: &Table, rec: &Record) -> bool {
-    let Some(encoded) = inst.world.acl.hidden_rows.get(table.name) else { return false };
-    let rule: Query = query::parse(table, encoded);
-    rule.has_conditions() && rule.matches(db, table, rec, false)
+    hidden_rule(inst, table).is_some_and(|rule| rule.matches(db, table, rec, false))
 }
 
 fn json_response(status: StatusCode, body: Value) -> Response {
@@ -169,6 +178,7 @@ async fn list(
     let limit = params.number("sysparm_limit").filter(|l| *l > 0).unwrap_or(DEFAULT_LIMIT);
     let offset = params.number("sysparm_offset").unwrap_or(0);
 
+    let hidden = hidden_rule(&inst, table);
     let db = inst.db();
     let no_rows = inst.world.invalid_query_returns_no_rows;
     let mut rows: Vec<&Record> =
@@ -179,7 +189,7 @@ async fn list(
         .iter()
         .skip(offset)
         .take(limit)
-        .filter(|r| !row_hidden(&inst, &db, table, r))
+        .filter(|r| !hidden.as_ref().is_some_and(|rule| rule.matches(&db, table, r, false)))
         .map(|r| Value::Object(view.render(&db, table, r)))
         .collect();
     drop(db);
@@ -356,6 +366,18 @@ fn apply_input(
     input
 }
 
+/// Row-level write ACLs: an approval row is written by its approver, or by an admin.
+fn may_update(inst: &Instance, db: &Db, table: &Table, rec: &Record, user: &str) -> bool {
+    if table.name != "sysapproval_approver" {
+        return true;
+    }
+    let is_approver = db.user_id(user).is_some_and(|id| rec.get("approver") == Some(&id));
+    let is_admin = inst.world.users.iter().any(|u| {
+        u.user_name == user && u.roles.iter().any(|r| r == "admin" || r == "approval_admin")
+    });
+    is_approver || is_admin
+}
+
 /// The sys_id of the record of `table` whose display value is `display`.
 fn by_display_value(db: &Db, table: &str, display: &str) -> Option<String> {
     let target = schema::table(table)?;
@@ -438,7 +460,7 @@ async fn update(
     if row_hidden(&inst, &db, table, current) {
         return Err(no_record());
     }
-    if !table.access.update {
+    if !table.access.update || !may_update(&inst, &db, table, current, user) {
         return Err(acl_refused("Update"));
     }
     let mut rec = current.clone();

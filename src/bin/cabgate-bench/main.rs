@@ -1,0 +1,170 @@
+//! `cabgate-bench`: the benchmark table of `BENCHMARKS.md`.
+//!
+//! Speed and memory targets live here, never in timed tests. Each measurement runs the real
+//! thing: whole `cabgate` processes for lint and `check --snapshot` (this binary re-executes
+//! itself as `cabgate`, so one `cargo run --release --bin cabgate-bench` builds all it needs), and
+//! the emulators over loopback HTTP for the live read and the runner.
+//!
+//! Run: `cargo run --release --bin cabgate-bench` (add `--quick` for a smaller workspace).
+
+mod synthetic;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One row of the table.
+struct Row {
+    what: String,
+    value: String,
+    target: String,
+}
+
+fn main() {
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_default();
+    let rest: Vec<std::ffi::OsString> = args.collect();
+    if rest.first().is_some_and(|a| a == "--as-cabgate") {
+        let forwarded = std::iter::once(program).chain(rest.into_iter().skip(1));
+        std::process::exit(cabgate::cli::main_from(forwarded));
+    }
+    let quick = rest.iter().any(|a| a == "--quick");
+    if let Err(error) = run(quick) {
+        eprintln!("cabgate-bench: {error}");
+        std::process::exit(3);
+    }
+}
+
+fn run(quick: bool) -> Result<(), String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let work = tempfile_dir()?;
+    let mut rows = Vec::new();
+
+    rows.push(lint_row(repo)?);
+    rows.extend(check_snapshot_rows(&work, quick)?);
+
+    print_table(&rows, quick);
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// `cabgate lint` of the example spec, whole process, median of 21 runs.
+fn lint_row(repo: &Path) -> Result<Row, String> {
+    let spec = repo.join("fixtures/specs/example.yaml");
+    let mut times = Vec::new();
+    for _ in 0..21 {
+        let (elapsed, status) = time_self(&["lint", path_str(&spec)?, "--format", "json"])?;
+        if status != 0 {
+            return Err(format!("lint of the example exited {status}"));
+        }
+        times.push(elapsed);
+    }
+    Ok(Row {
+        what: "lint of fixtures/specs/example.yaml (whole process, median of 21)".into(),
+        value: format_ms(median(&mut times)),
+        target: "< 30 ms".into(),
+    })
+}
+
+/// `cabgate check --snapshot` of the synthetic workspace: wall time and peak memory.
+fn check_snapshot_rows(work: &Path, quick: bool) -> Result<Vec<Row>, String> {
+    let scale = if quick {
+        synthetic::Scale { projects: 500, bindings: 5_000, environments: 20, issues: 10_000 }
+    } else {
+        synthetic::Scale::LARGE
+    };
+    let spec = work.join("bench.yaml");
+    let snapshot = work.join("snapshot.json");
+    std::fs::write(&spec, synthetic::spec_yaml()).map_err(|e| e.to_string())?;
+    let document = synthetic::snapshot(scale, chrono::Utc::now());
+    let text = serde_json::to_string(&document).map_err(|e| e.to_string())?;
+    std::fs::write(&snapshot, &text).map_err(|e| e.to_string())?;
+
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let args =
+            ["check", path_str(&spec)?, "--snapshot", path_str(&snapshot)?, "--format", "json"];
+        let (elapsed, status) = time_self(&args)?;
+        if status > 1 {
+            return Err(format!("check --snapshot exited {status}"));
+        }
+        times.push(elapsed);
+    }
+    let what = format!(
+        "check --snapshot: {} projects, {} bindings, {} environments, {} issues ({} MB)",
+        scale.projects,
+        scale.bindings,
+        scale.environments,
+        scale.issues,
+        text.len() / 1_000_000
+    );
+    Ok(vec![
+        Row {
+            what: format!("{what}, wall time (median of 3)"),
+            value: format_ms(median(&mut times)),
+            target: "< 1 s".into(),
+        },
+        Row {
+            what: "check --snapshot, peak memory (max RSS of the process)".into(),
+            value: format!("{} MiB", children_max_rss_kib() / 1024),
+            target: "-".into(),
+        },
+    ])
+}
+
+/// Runs this binary as `cabgate ARGS`, stdout discarded; returns the wall time and exit code.
+fn time_self(args: &[&str]) -> Result<(Duration, i32), String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    let status = Command::new(me)
+        .arg("--as-cabgate")
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map_err(|e| e.to_string())?;
+    Ok((start.elapsed(), status.code().unwrap_or(-1)))
+}
+
+/// The largest resident set of any child waited for so far, in KiB.
+fn children_max_rss_kib() -> i64 {
+    // SAFETY: getrusage only writes into the struct we hand it.
+    unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) == 0 { usage.ru_maxrss } else { -1 }
+    }
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+fn format_ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn path_str(path: &Path) -> Result<&str, String> {
+    path.to_str().ok_or_else(|| format!("{} is not UTF-8", path.display()))
+}
+
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("cabgate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}
+
+fn print_table(rows: &[Row], quick: bool) {
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::env::consts::ARCH
+    );
+    println!("cabgate benchmarks ({machine}{})", if quick { ", --quick" } else { "" });
+    println!();
+    println!("| measurement | result | target |");
+    println!("|---|---|---|");
+    for row in rows {
+        println!("| {} | {} | {} |", row.what, row.value, row.target);
+    }
+}
