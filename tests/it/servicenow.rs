@@ -801,3 +801,76 @@ async fn no_credential_appears_in_trace_logs() {
         assert!(!logs.contains(secret.as_str()), "a credential leaked into the logs");
     }
 }
+
+/// Starts the emulator behind the shared sim's seeded fault layer (5xx, 429, connection resets
+/// before the handler, responses lost after it), as `sim::start` will serve it.
+async fn start_faulty(seed: u64) -> (String, Arc<cabgate::sim::Recorder>) {
+    use cabgate::sim::faults::{FaultSpec, Server};
+    use cabgate::sim::record::{LayerState, layer};
+    let world: World = serde_json::from_value(world()).unwrap();
+    let faults =
+        FaultSpec { error_5xx: 0.08, too_many: 0.04, reset: 0.08, lost: 0.1, ..FaultSpec::none() };
+    let recorder = Arc::new(cabgate::sim::Recorder::default());
+    let state = Arc::new(LayerState::new(
+        Server::Servicenow,
+        recorder.clone(),
+        faults,
+        seed,
+        Duration::ZERO,
+        true,
+    ));
+    let app = router(world, Clock::new()).layer(middleware::from_fn_with_state(state, layer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, recorder)
+}
+
+#[tokio::test]
+async fn seeded_faults_never_yield_two_changes_or_a_false_success() {
+    let http = reqwest::Client::new();
+    for seed in 1..=4 {
+        let (base, recorder) = start_faulty(seed).await;
+        // The fault layer's 429s ask for 1 s; the cap keeps this test fast.
+        let retry = RetryPolicy {
+            max_attempts: 8,
+            rate_limit_cap: Duration::from_millis(20),
+            ..RetryPolicy::fast()
+        };
+        let client = Client::new(&base, basic(), ClientOptions { retry, ..options() }).unwrap();
+        for issue in 0..3 {
+            let key = cid(&format!("projects/p/issues/{issue}"));
+            let group = client.group_sys_id("Database CAB").await.unwrap().unwrap();
+            let body = fields(&[("short_description", "x"), ("assignment_group", group.as_str())]);
+            // Two runners' worth of creates for the same issue.
+            let first = client.create_change(&key, &body).await.unwrap();
+            let again = client.create_change(&key, &body).await.unwrap();
+            assert_eq!(first.sys_id, again.sys_id, "seed {seed}");
+            let chg = client.set_state(&first.sys_id, &ChgState::Assess).await.unwrap();
+            let url = format!("{base}/_sim/change_request/{}/approve", chg.number);
+            let approve = http.post(url).json(&json!({"approver": "alice", "comment": "ok"}));
+            assert!(approve.send().await.unwrap().status().is_success());
+            client.add_work_note(&first.sys_id, "rolling out").await.unwrap();
+            let closed = client.close_change(&first.sys_id, CloseCode::Successful, "done").await;
+            assert_eq!(closed.unwrap().state, ChgState::Closed, "seed {seed}");
+            let notes = client.journal(&first.sys_id).await.unwrap();
+            let count = notes.iter().filter(|n| n.value == "rolling out").count();
+            assert_eq!(count, 1, "seed {seed}: a work note must not be duplicated");
+        }
+        let rows: Value = http
+            .get(format!("{base}/_sim/table/change_request"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = rows["result"].as_array().unwrap();
+        assert_eq!(rows.len(), 3, "seed {seed}: one CHG per issue");
+        assert!(rows.iter().all(|r| r["state"] == "3"));
+        let faults: Vec<&str> = recorder.snapshot().iter().filter_map(|e| e.fault).collect();
+        for kind in ["5xx", "reset", "lost"] {
+            assert!(faults.contains(&kind), "seed {seed}: no {kind} was injected: {faults:?}");
+        }
+    }
+}
