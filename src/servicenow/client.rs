@@ -570,7 +570,15 @@ mod tests {
 
     #[test]
     fn error_envelope_names_method_table_and_message() {
-        let text = r#"{"error":{"message":"No Record found","detail":"Record doesn't exist or ACL restricts the record retrieval"},"status":"failure"}"#;
+        let text = serde_json::json!({
+            "error": {
+                "message": "No Record found",
+                "detail": "Record doesn't exist or ACL restricts the record retrieval"
+            },
+            "status": "failure"
+        })
+        .to_string();
+        let text = text.as_str();
         let err = api_error(&Method::GET, "change_request", StatusCode::NOT_FOUND, text);
         assert_eq!(
             err.to_string(),

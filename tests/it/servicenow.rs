@@ -387,7 +387,10 @@ async fn lists_follow_next_links_across_short_and_empty_pages() {
 async fn batched_read_splits_long_in_lists() {
     let mut world = world();
     let rows: Vec<Value> = (0..30)
-        .map(|i| json!({ "short_description": "x", "correlation_id": format!("projects/p/issues/{i}") }))
+        .map(|i| {
+            let key = format!("projects/p/issues/{i}");
+            json!({ "short_description": "x", "correlation_id": key })
+        })
         .collect();
     world["change_requests"] = Value::Array(rows);
     let sim = start(world).await;
@@ -558,7 +561,9 @@ async fn rejection_and_cancel() {
 async fn unknown_states_are_kept_and_missing_fields_named() {
     let mut world = world();
     world["extra_states"] = json!([{ "value": "-6", "label": "Peer Review" }]);
-    world["change_requests"] = json!([{ "short_description": "custom", "state": "-6", "correlation_id": "projects/p/issues/8" }]);
+    world["change_requests"] = json!([
+        { "short_description": "custom", "state": "-6", "correlation_id": "projects/p/issues/8" }
+    ]);
     let sim = start(world.clone()).await;
     let change = sim.client().find_change(&cid("projects/p/issues/8")).await.unwrap().unwrap();
     assert_eq!(change.state, ChgState::Other("-6".into()));
