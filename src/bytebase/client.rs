@@ -69,7 +69,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             concurrency: 8,
-            page_size: 1000,
+            page_size: super::api::MAX_PAGE_SIZE,
         }
     }
 
@@ -153,7 +153,7 @@ impl Client {
                 key: config.service_key,
                 token: Mutex::new(None),
                 retry: config.retry,
-                page_size: config.page_size.clamp(1, 1000),
+                page_size: config.page_size.clamp(1, super::api::MAX_PAGE_SIZE),
                 permits: Semaphore::new(config.concurrency.max(1)),
                 requests: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
