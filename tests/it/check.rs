@@ -515,3 +515,64 @@ async fn live_read_of_300_projects_costs_two_requests_per_project() {
         projects + 1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_read_is_retried_but_a_write_whose_answer_was_lost_is_not() {
+    let faults = FaultSpec {
+        reset: 1.0,
+        paths: vec!["/v1/groups".into()],
+        first: Some(2),
+        ..FaultSpec::none()
+    };
+    let sim =
+        sim::start(world("compliant"), Options { faults, ..Options::default() }).await.unwrap();
+    let client = test_client(sim.bytebase_url(), 1000);
+    assert_eq!(client.list_groups().await.unwrap().len(), 2);
+    assert_eq!(client.stats().retries, 2);
+    sim.shutdown().await;
+
+    // The comment lands but its answer is lost: sending it again would post it twice, so the
+    // client reports the failure and leaves the decision to its caller.
+    let issue = "projects/payments/issues/201";
+    let faults = FaultSpec {
+        lost: 1.0,
+        paths: vec![format!("/v1/{issue}:comment")],
+        first: Some(1),
+        ..FaultSpec::none()
+    };
+    let sim =
+        sim::start(world("compliant"), Options { faults, ..Options::default() }).await.unwrap();
+    let client = test_client(sim.bytebase_url(), 1000);
+    let error = client.create_issue_comment(issue, "CHG0001 opened").await.unwrap_err();
+    assert!(error.to_string().contains(&format!("POST /v1/{issue}:comment")), "{error}");
+    let comments = client.list_issue_comments(issue).await.unwrap();
+    assert_eq!(comments.iter().filter(|c| c.comment == "CHG0001 opened").count(), 1);
+    let posts = sim
+        .requests()
+        .iter()
+        .filter(|e| e.method == "POST" && e.path.ends_with(":comment"))
+        .count();
+    assert_eq!(posts, 1);
+}
+
+#[test]
+fn debug_logs_show_each_call_and_never_a_secret() {
+    let sim = sim::start_blocking(world("compliant"), Options::default()).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let spec = spec_file(folder.path(), sim.bytebase_url());
+    let output = Command::new(env!("CARGO_BIN_EXE_cabgate"))
+        .args(["check", spec.to_str().unwrap(), "--format", "json"])
+        .env(KEY_ENV, KEY)
+        .env("CABGATE_LOG", "cabgate=trace")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    let calls: Vec<&str> = stderr.lines().filter(|l| l.contains("bytebase answered")).collect();
+    assert!(calls.iter().any(|l| l.contains("/v1/roles") && l.contains("http.status=200")));
+    assert!(calls.iter().any(|l| l.contains("/v1/auth/login") && l.contains("attempt=1")));
+    // The token is a JWT (`eyJ…`); neither it nor the key may appear anywhere.
+    assert!(!stderr.contains(KEY) && !stderr.contains("eyJ") && !stderr.contains("Bearer"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains(KEY) && !stdout.contains("eyJ"));
+}
