@@ -970,6 +970,7 @@ async fn incidents_are_created_and_read() {
     assert_eq!(incident["number"], "INC0010001");
     assert_eq!(incident["state"], "1");
     assert_eq!(incident["urgency"], "1");
+    assert_eq!(incident["priority"], "3", "impact 3 × urgency 1");
     assert_eq!(incident["caller_id"], caller);
     let id = incident["sys_id"].as_str().unwrap();
     let read = sim.get(&format!("/api/now/v2/table/incident/{id}")).await;
