@@ -125,7 +125,7 @@ impl crate::workflow::port::Bytebase for bytebase::Client {
 
     async fn unrolled_plans(&self) -> PortResult<Vec<PlanView>> {
         let query = [
-            ("pageSize", bytebase::api::MAX_PAGE_SIZE.to_string()),
+            ("pageSize", self.page_size().to_string()),
             ("filter", "has_rollout == false".to_owned()),
         ];
         let plans: Vec<bytebase::models::Plan> =
