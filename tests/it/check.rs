@@ -632,3 +632,21 @@ has_teams_hook(project) if {
         cabgate(&["check", spec, "--format", "json", "--policy", dir, "--fail-on", "warning"], KEY);
     assert_eq!(strict.code, 1, "{}", strict.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_answered_with_500_is_not_sent_again() {
+    let sim = sim::start(world("compliant"), Options::default()).await.unwrap();
+    let client = test_client(sim.bytebase_url(), 1000);
+    // Approving a SKIPPED issue is a 500 in Bytebase ("approval template is required").
+    let issue = "projects/sandbox/issues/202";
+    assert_eq!(
+        client.get_issue(issue).await.unwrap().approval_status,
+        cabgate::bytebase::models::ApprovalStatus::Skipped
+    );
+    let error = client.approve_issue(issue, "CAB approved CHG0001").await.unwrap_err();
+    assert_eq!(error.code(), Some(cabgate::bytebase::Code::Internal), "{error}");
+    assert!(error.to_string().contains(&format!("POST /v1/{issue}:approve")), "{error}");
+    assert_eq!(client.stats().retries, 0);
+    let approvals = sim.requests().iter().filter(|e| e.path.ends_with(":approve")).count();
+    assert_eq!(approvals, 1);
+}
