@@ -19,9 +19,10 @@ condition(rule) := trim_space(rule.condition.expression) if {
 
 flow(rule) := rule.template.flow.roles if is_array(rule.template.flow.roles) else := []
 
+# Bytebase compares the expression with the literal "true", exactly.
 catch_all(rule) if {
 	fallback(rule)
-	condition(rule) == "true"
+	rule.condition.expression == "true"
 }
 
 # Positions of catch-all rules; the first one is the one that matches.
@@ -33,6 +34,19 @@ first_catch_all := min(catch_alls) if count(catch_alls) > 0
 weaker(rule) if {
 	some role in required
 	not role in flow(rule)
+}
+
+# A rule Bytebase can pick: a non-empty condition, and for a fallback rule a place before the
+# first catch-all (fallback rules after it are never reached).
+reachable(i, rule) if {
+	condition(rule) != ""
+	not fallback(rule)
+}
+
+reachable(i, rule) if {
+	condition(rule) != ""
+	fallback(rule)
+	not first_catch_all < i
 }
 
 empty_tolerated(rule) if {
@@ -91,7 +105,7 @@ findings contains f if {
 	is_object(input.live)
 	some i, rule in rules
 	count(flow(rule)) == 0
-	condition(rule) != ""
+	reachable(i, rule)
 	not input.spec.approval.allowEmptyFlows == true
 	f := {
 		"code": "approval/empty-flow",

@@ -31,7 +31,19 @@ test_a_true_rule_with_a_source_is_no_catch_all if {
 }
 
 test_an_empty_flow_is_a_bypass if {
-	"approval/empty-flow" in codes([rule("SOURCE_UNSPECIFIED", "true", ["roles/cab"]), rule("SOURCE_UNSPECIFIED", "resource.project_id == \"x\"", [])])
+	"approval/empty-flow" in codes([rule("SOURCE_UNSPECIFIED", "true", ["roles/cab"]), rule("REQUEST_ROLE", "true", [])])
+}
+
+test_a_fallback_rule_after_the_catch_all_is_never_reached if {
+	codes([rule("SOURCE_UNSPECIFIED", "true", ["roles/cab"]), rule("SOURCE_UNSPECIFIED", "resource.project_id == \"x\"", [])]) == set()
+}
+
+test_a_fallback_rule_before_the_catch_all_wins_for_its_projects if {
+	codes([rule("SOURCE_UNSPECIFIED", "resource.project_id == \"x\"", []), rule("SOURCE_UNSPECIFIED", "true", ["roles/cab"])]) == {"approval/empty-flow", "approval/shadowed-catch-all"}
+}
+
+test_the_catch_all_condition_is_exactly_true if {
+	"approval/no-catch-all" in codes([rule("SOURCE_UNSPECIFIED", "true || false", ["roles/cab"])])
 }
 
 test_an_empty_condition_never_matches if {

@@ -7,20 +7,20 @@ package cabgate.lib
 # The principals `lockdown.allow` names (`user:…`, `serviceAccount:…`, `group:…`).
 allowed contains principal if some principal in input.spec.lockdown.allow
 
-# A role worth expanding: it carries the lockdown permission, or a governed environment's
-# rollout policy lists it.
-watched(role) if input.index.permissionRoles[role]
+# Every principal that holds one of `roles` (a map role → anything), as a set of
+# `{principal, role, resource, via}`. Workspace bindings count everywhere; project bindings count
+# in governed projects. Bindings whose condition is expired at `input.now` are dropped;
+# `resource.*` conditions do not narrow a grant, so those bindings are kept. Groups are expanded
+# unless the group itself is allowed.
+#
+# A function, not a rule: importing this package must stay cheap, and each caller computes the
+# holders it needs once (`holders := lib.holders_of(…)`), in one linear pass over the bindings.
+holders_of(roles) := workspace_holders(roles) | project_holders(roles)
 
-watched(role) if input.index.rolloutRoles[role]
-
-# Every principal that holds a watched role: `{principal, role, resource, via}`.
-# Workspace bindings count everywhere; project bindings count in governed projects. Bindings
-# whose condition is expired at `input.now` are dropped; `resource.*` conditions do not narrow a
-# grant, so those bindings are kept. Groups are expanded unless the group itself is allowed.
-holders contains holder if {
+workspace_holders(roles) := {holder |
 	workspace := input.live.workspace
 	some binding in input.live.workspaceIamPolicy.bindings
-	watched(binding.role)
+	roles[binding.role]
 	condition := input.index.conditions[expression(binding)]
 	not condition.expired
 	place := concat("", [workspace, ":getIamPolicy"])
@@ -28,11 +28,11 @@ holders contains holder if {
 	some holder in expand(member, binding.role, workspace, place, condition)
 }
 
-holders contains holder if {
+project_holders(roles) := {holder |
 	some project in input.live.projects
 	input.index.governedProjects[project.name]
 	some binding in project.iamPolicy.bindings
-	watched(binding.role)
+	roles[binding.role]
 	condition := input.index.conditions[expression(binding)]
 	not condition.expired
 	place := concat("", [project.name, ":getIamPolicy"])

@@ -5,9 +5,10 @@ package cabgate.rules.lockdown
 
 import data.cabgate.lib
 
+holders := lib.holders_of(input.index.permissionRoles)
+
 findings contains f if {
-	some h in lib.holders
-	input.index.permissionRoles[h.role]
+	some h in holders
 	h.principal != "allUsers"
 	not lib.allowed[h.principal]
 	f := {
@@ -23,8 +24,7 @@ findings contains f if {
 }
 
 findings contains f if {
-	some h in lib.holders
-	input.index.permissionRoles[h.role]
+	some h in holders
 	h.principal == "allUsers"
 	f := {
 		"code": "lockdown/all-users",

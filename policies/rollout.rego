@@ -3,6 +3,8 @@ package cabgate.rules.rollout
 
 import data.cabgate.lib
 
+holders := lib.holders_of(input.index.rolloutRoles)
+
 env_name(id) := concat("", ["environments/", id])
 
 env_path(id, rest) := concat("", ["/environments/", id, rest])
@@ -53,7 +55,7 @@ findings contains f if {
 
 # Holders of a governed environment's rollout roles run tasks there: they must be allowed.
 findings contains f if {
-	some h in lib.holders
+	some h in holders
 	some id in input.index.rolloutRoles[h.role]
 	not lib.allowed[h.principal]
 	f := {

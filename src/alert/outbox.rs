@@ -83,8 +83,10 @@ impl Outbox {
         servicenow: Option<servicenow::Client>,
         options: DeliveryOptions,
     ) -> Result<Self, AlertError> {
+        // No redirects: a redirected webhook would carry the signed alert to another URL.
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("cabgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| AlertError::Config(format!("HTTP client: {e}")))?;
@@ -132,6 +134,11 @@ impl Outbox {
 
     /// Delivers every delivery due at `now` (at most [`DeliveryOptions::batch`]). Each outcome
     /// is written to the store before the next sink is called.
+    ///
+    /// NOTE: two runners delivering from one store at the same time could both call a sink for
+    /// the same row (no claim or lease is taken); the idempotency keys make the repeat harmless
+    /// for the webhook and incident sinks, and the log sink would log twice. A leader lease is
+    /// part of the PostgreSQL store that is not written yet.
     pub async fn deliver_due(
         &self,
         store: &dyn Store,

@@ -14,6 +14,9 @@ use super::models::{
     Project, Role, Rollout, Setting, Subscription, TaskRun, Workspace,
 };
 
+/// Largest page Bytebase serves.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
 /// The feature whose absence makes every issue SKIPPED.
 pub const APPROVAL_FEATURE: &str = "FEATURE_APPROVAL_WORKFLOW";
 

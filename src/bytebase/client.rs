@@ -69,7 +69,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             concurrency: 8,
-            page_size: 1000,
+            page_size: super::api::MAX_PAGE_SIZE,
         }
     }
 
@@ -153,7 +153,7 @@ impl Client {
                 key: config.service_key,
                 token: Mutex::new(None),
                 retry: config.retry,
-                page_size: config.page_size.clamp(1, 1000),
+                page_size: config.page_size.clamp(1, super::api::MAX_PAGE_SIZE),
                 permits: Semaphore::new(config.concurrency.max(1)),
                 requests: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
@@ -344,16 +344,20 @@ impl Client {
                 http.status = tracing::field::Empty,
                 attempt,
             );
+            let started = std::time::Instant::now();
             let outcome =
                 self.attempt(method, &url, query, body, bearer).instrument(span.clone()).await;
+            let elapsed_ms = started.elapsed().as_millis() as u64;
             let (error, retry_after, retryable) = match outcome {
                 Attempt::Answer { status, body, .. } if status.is_success() => {
                     span.record("http.status", status.as_u16());
+                    tracing::debug!(parent: &span, elapsed_ms, "bytebase answered");
                     return Ok(body);
                 }
                 Attempt::Answer { status, retry_after, body } => {
                     span.record("http.status", status.as_u16());
                     let error = api_error(call, status, &body);
+                    tracing::debug!(parent: &span, elapsed_ms, %error, "bytebase refused");
                     let retryable = error.is_transient();
                     (error, retry_after, retryable)
                 }
@@ -362,6 +366,7 @@ impl Client {
                     // timeout or a broken answer only a read may be, since a write may have landed.
                     let retryable = error.is_connect() || method == Method::GET;
                     let reason = describe(&error);
+                    tracing::debug!(parent: &span, elapsed_ms, %reason, "bytebase unreachable");
                     (BytebaseError::Transport { call: call.to_owned(), reason }, None, retryable)
                 }
             };
@@ -369,7 +374,7 @@ impl Client {
                 return Err(error);
             }
             let wait = policy.delay_jittered(attempt, retry_after);
-            tracing::debug!(parent: &span, %error, wait_ms = wait.as_millis() as u64, "retrying");
+            tracing::debug!(parent: &span, wait_ms = wait.as_millis() as u64, "retrying");
             tokio::time::sleep(wait).await;
         }
     }

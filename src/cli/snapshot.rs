@@ -107,14 +107,16 @@ impl Progress {
         let flag = done.clone();
         let task = tokio::spawn(async move {
             tokio::time::sleep(PROGRESS_DELAY).await;
-            let mut shown = false;
+            let mut shown = None;
             while !flag.load(Ordering::Relaxed) {
-                let stats = client.stats();
-                eprint!("\rreading Bytebase… {} requests", stats.requests);
-                shown = true;
+                let requests = client.stats().requests;
+                if shown != Some(requests) {
+                    eprint!("\rreading Bytebase… {requests} requests");
+                    shown = Some(requests);
+                }
                 tokio::time::sleep(Duration::from_millis(150)).await;
             }
-            if shown {
+            if shown.is_some() {
                 eprint!("\r\x1b[2K");
             }
         });

@@ -16,7 +16,7 @@ use super::{
     SubscriptionFacts, WebhookFacts,
 };
 use crate::bytebase::api::{APPROVAL_FEATURE, approval_status_filter};
-use crate::bytebase::models::{IamPolicy, Issue, Project};
+use crate::bytebase::models::{IamPolicy, Issue, Project, Subscription};
 use crate::bytebase::{BytebaseError, Client};
 use crate::spec::Spec;
 
@@ -82,26 +82,24 @@ pub async fn read(
         .and_then(|d| options.now.checked_sub_signed(d))
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
 
-    // 1–2. Login (lazily, on the first call) and the workspace id.
+    // 1–2. Login (lazily, on the first call) and the workspace id, which the IAM read needs.
     let workspace = client.get_workspace().await?.name;
-    // The licence: without the approval feature every issue is SKIPPED whatever the rules say.
-    let subscription = client.get_subscription().await?;
-    // NOTE: a matrix that does not list the feature is read as "not licensed": the safe answer for
-    // a compliance check, since Bytebase gates approval finding on that very entry. A Bytebase
-    // without `GET /v1/feature` (404) is judged by its plan: only ENTERPRISE is assumed to have
-    // custom approval flows, so a TEAM plan there reads as unlicensed (a finding to look at, never
-    // a gap missed).
-    let approval_feature = match client.get_feature_matrix().await {
-        Ok(matrix) => matrix.allows(APPROVAL_FEATURE, &subscription.plan).unwrap_or(false),
-        Err(error) if error.is_not_found() => subscription.plan == "ENTERPRISE",
-        Err(error) => return Err(error.into()),
-    };
-    // 3. Approval rules.
-    let approval_rules = client.list_approval_rules().await?;
-    // 4. Roles.
-    let mut roles: Vec<RoleFacts> = client
-        .list_roles()
-        .await?
+    // 3–10 only depend on the workspace id and the project list, so they overlap: the client's
+    // semaphore keeps at most `concurrency` requests in flight, and the whole read costs about
+    // three round trips plus `requests × latency / concurrency`.
+    let filter = approval_status_filter("SKIPPED", since);
+    let (licence, approval_rules, roles, workspace_iam, (projects, skipped), groups, environments) =
+        tokio::try_join!(
+            read_licence(client),
+            async { client.list_approval_rules().await.map_err(LiveError::from) },
+            async { client.list_roles().await.map_err(LiveError::from) },
+            async { client.get_workspace_iam_policy(&workspace).await.map_err(LiveError::from) },
+            read_projects(client, &governed, &filter),
+            async { client.list_groups().await.map_err(LiveError::from) },
+            read_environments(client),
+        )?;
+    let (subscription, approval_feature) = licence;
+    let mut roles: Vec<RoleFacts> = roles
         .into_iter()
         .map(|r| RoleFacts {
             name: r.name,
@@ -111,25 +109,7 @@ pub async fn read(
         })
         .collect();
     roles.sort_by(|a, b| a.name.cmp(&b.name));
-    // 5. Workspace IAM.
-    let workspace_iam_policy = iam_facts(client.get_workspace_iam_policy(&workspace).await?);
-    // 6–7. Projects, then each project's IAM policy.
-    let mut listed = client.list_projects().await?;
-    listed.sort_by(|a, b| a.name.cmp(&b.name));
-    let names: Vec<String> = listed.iter().map(|p| p.name.clone()).collect();
-    let policies = for_each(client, names, |client, project| async move {
-        client.get_project_iam_policy(&project).await
-    })
-    .await?;
-    let projects: Vec<ProjectFacts> = listed
-        .into_iter()
-        .zip(policies)
-        .map(|(project, policy)| project_facts(project, policy, &governed))
-        .collect();
-    // 8. Groups.
-    let mut groups: Vec<GroupFacts> = client
-        .list_groups()
-        .await?
+    let mut groups: Vec<GroupFacts> = groups
         .into_iter()
         .map(|g| GroupFacts {
             name: g.name,
@@ -147,42 +127,8 @@ pub async fn read(
         })
         .collect();
     groups.sort_by(|a, b| a.name.cmp(&b.name));
-    // 9–10. Environments in stage order, each with its rollout policy.
-    let listed = client.list_environments().await?;
-    let ids: Vec<String> = listed.iter().map(|e| environment_id(&e.id, &e.name)).collect();
-    let rollout =
-        for_each(
-            client,
-            ids.clone(),
-            |client, id| async move { client.get_rollout_policy(&id).await },
-        )
-        .await?;
-    let environments = listed
+    let mut skipped_issues: Vec<SkippedIssue> = skipped
         .into_iter()
-        .zip(ids)
-        .zip(rollout)
-        .map(|((env, id), policy)| EnvironmentFacts {
-            name: if env.name.is_empty() { format!("environments/{id}") } else { env.name },
-            id,
-            title: env.title,
-            rollout_policy: RolloutPolicyFacts {
-                automatic: policy.rollout_policy.automatic,
-                roles: policy.rollout_policy.roles,
-            },
-        })
-        .collect();
-    // Last: SKIPPED issues of governed projects within the lookback.
-    let filter = approval_status_filter("SKIPPED", since);
-    let governed_projects: Vec<String> =
-        projects.iter().filter(|p| p.governed).map(|p| p.name.clone()).collect();
-    let found = for_each(client, governed_projects, |client, project| {
-        let filter = filter.clone();
-        async move { client.list_issues(&project, &filter).await }
-    })
-    .await?;
-    let mut skipped_issues: Vec<SkippedIssue> = found
-        .into_iter()
-        .flatten()
         // The filter is Bytebase's job; this guards against a server that ignores part of it.
         .filter(|i| i.approval_status.as_str() == "SKIPPED")
         .filter(|i| i.create_time.is_none_or(|t| t >= since))
@@ -190,6 +136,7 @@ pub async fn read(
         .collect();
     skipped_issues.sort_by(|a, b| a.name.cmp(&b.name));
     skipped_issues.dedup_by(|a, b| a.name == b.name);
+    let workspace_iam_policy = iam_facts(workspace_iam);
 
     Ok(Snapshot {
         version: SNAPSHOT_VERSION,
@@ -218,6 +165,80 @@ pub async fn read(
         skipped_since: Some(since),
         skipped_issues,
     })
+}
+
+/// The plan in force and whether it includes the approval feature: without it every issue is
+/// SKIPPED whatever the rules say.
+async fn read_licence(client: &Client) -> Result<(Subscription, bool), LiveError> {
+    let subscription = client.get_subscription().await?;
+    // NOTE: a matrix that does not list the feature is read as "not licensed": the safe answer for
+    // a compliance check, since Bytebase gates approval finding on that very entry. A Bytebase
+    // without `GET /v1/feature` (404) is judged by its plan: only ENTERPRISE is assumed to have
+    // custom approval flows, so a TEAM plan there reads as unlicensed (a finding to look at, never
+    // a gap missed).
+    let approval_feature = match client.get_feature_matrix().await {
+        Ok(matrix) => matrix.allows(APPROVAL_FEATURE, &subscription.plan).unwrap_or(false),
+        Err(error) if error.is_not_found() => subscription.plan == "ENTERPRISE",
+        Err(error) => return Err(error.into()),
+    };
+    Ok((subscription, approval_feature))
+}
+
+/// 6–7. Every project with its IAM policy, and the SKIPPED issues of the governed ones (both
+/// reads per project run together).
+async fn read_projects(
+    client: &Client,
+    governed: &GlobSet,
+    filter: &str,
+) -> Result<(Vec<ProjectFacts>, Vec<Issue>), LiveError> {
+    let mut listed = client.list_projects().await?;
+    listed.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<String> = listed.iter().map(|p| p.name.clone()).collect();
+    let governed_names: Vec<String> =
+        listed.iter().filter(|p| governed.is_match(p.id())).map(|p| p.name.clone()).collect();
+    let (policies, found) = tokio::try_join!(
+        for_each(client, names, |client, project| async move {
+            client.get_project_iam_policy(&project).await
+        }),
+        for_each(client, governed_names, |client, project| {
+            let filter = filter.to_owned();
+            async move { client.list_issues(&project, &filter).await }
+        }),
+    )?;
+    let projects = listed
+        .into_iter()
+        .zip(policies)
+        .map(|(project, policy)| project_facts(project, policy, governed))
+        .collect();
+    Ok((projects, found.into_iter().flatten().collect()))
+}
+
+/// 9–10. Environments in stage order, each with its rollout policy (a default when none is
+/// stored).
+async fn read_environments(client: &Client) -> Result<Vec<EnvironmentFacts>, LiveError> {
+    let listed = client.list_environments().await?;
+    let ids: Vec<String> = listed.iter().map(|e| environment_id(&e.id, &e.name)).collect();
+    let policies =
+        for_each(
+            client,
+            ids.clone(),
+            |client, id| async move { client.get_rollout_policy(&id).await },
+        )
+        .await?;
+    Ok(listed
+        .into_iter()
+        .zip(ids)
+        .zip(policies)
+        .map(|((env, id), policy)| EnvironmentFacts {
+            name: if env.name.is_empty() { format!("environments/{id}") } else { env.name },
+            id,
+            title: env.title,
+            rollout_policy: RolloutPolicyFacts {
+                automatic: policy.rollout_policy.automatic,
+                roles: policy.rollout_policy.roles,
+            },
+        })
+        .collect())
 }
 
 /// Runs `read` for every item as concurrent tasks and returns the results in the items' order.

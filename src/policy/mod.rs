@@ -11,6 +11,7 @@
 //! remediation of built-in codes come from `policies/codes.json` (`data.cabgate.codes`) when a
 //! finding does not set them. Waivers of the spec are applied after evaluation.
 
+pub mod docs;
 mod engine;
 pub mod index;
 pub mod testing;

@@ -83,6 +83,31 @@ impl Client {
         Ok(all)
     }
 
+    /// The CHGs with these sys_ids in as few calls as the URL length allows (`sys_idIN…`).
+    /// Ids that are missing or hidden by an ACL are simply absent from the answer.
+    pub async fn get_changes(&self, sys_ids: &[SysId]) -> Result<Vec<ChangeRequest>, Error> {
+        let mut all = Vec::new();
+        for chunk in chunk_by_encoded_len(sys_ids, self.options().max_in_list_len) {
+            let query = EncodedQuery::new().sys_id_in("sys_id", &chunk)?.order_by("sys_id");
+            let mut changes = self.list_changes(&query).await?;
+            changes.retain(|c| chunk.contains(&c.sys_id));
+            all.extend(changes);
+        }
+        Ok(all)
+    }
+
+    /// Every active CHG whose correlation id starts with `scope`: the one list query a pass
+    /// needs to see every open CHG cabgate manages.
+    pub async fn active_changes(&self, scope: &CorrelationId) -> Result<Vec<ChangeRequest>, Error> {
+        let query = EncodedQuery::new()
+            .correlation_starts_with(scope)
+            .constant("active=true")
+            .order_by("sys_id");
+        let mut changes = self.list_changes(&query).await?;
+        changes.retain(|c| c.active && c.correlation_id.starts_with(scope.as_str()));
+        Ok(changes)
+    }
+
     /// CHGs whose correlation id starts with `scope`, updated at or after `since`.
     ///
     /// The returned watermark is the newest `sys_updated_on` among the rows read (timestamps are
@@ -126,6 +151,7 @@ impl Client {
                 sys_id: c.sys_id,
                 number: c.number,
                 created: false,
+                unapplied: Vec::new(),
             }))
         };
         self.create_once(CHANGE, correlation_id, fields, find).await
@@ -158,6 +184,7 @@ impl Client {
                     sys_id: r.sys_id("sys_id")?,
                     number: r.text("number")?.to_owned(),
                     created: false,
+                    unapplied: Vec::new(),
                 });
             }
         }
@@ -194,8 +221,10 @@ impl Client {
                 return Ok(existing);
             }
             let mut url = self.table_url(table, None)?;
+            let mut asked: Vec<&str> = vec!["sys_id", "number"];
+            asked.extend(body.keys().map(String::as_str).filter(|k| !is_journal(k)));
             url.query_pairs_mut()
-                .append_pair("sysparm_fields", "sys_id,number,correlation_id")
+                .append_pair("sysparm_fields", &asked.join(","))
                 .append_pair("sysparm_exclude_reference_link", "true");
             let body = Value::Object(body.clone());
             match self.send(Method::POST, table, url, Some(&body), Idempotency::Unsafe).await {
@@ -217,12 +246,24 @@ impl Client {
                         sys_id: r.sys_id("sys_id")?,
                         number: r.text("number")?.to_owned(),
                         created: true,
+                        unapplied: not_stored(fields, &record),
                     };
                     info!(table, number = %created.number, "created");
+                    if !created.unapplied.is_empty() {
+                        // The record exists now; failing would not undo it. Say it loudly.
+                        warn!(table, number = %created.number, fields = ?created.unapplied,
+                            "the instance did not store these fields as sent (unknown field, \
+                             read-only, ACL or business rule)");
+                    }
                     return Ok(created);
                 }
                 Err(error @ Error::Unconfirmed { .. }) if attempt < max_attempts => {
-                    warn!(table, attempt, %error, "create unconfirmed; looking it up again");
+                    // NOTE: a POST still running on the instance when its response timed out
+                    // can land after this lookup; waiting first narrows that window, it cannot
+                    // close it (the Table API has no idempotency key).
+                    let wait = self.backoff(attempt);
+                    warn!(table, attempt, %error, ?wait, "create unconfirmed; looking it up again");
+                    tokio::time::sleep(wait).await;
                 }
                 Err(error) => return Err(error),
             }
@@ -244,6 +285,24 @@ impl Client {
             }
         }
         self.patch(CHANGE, sys_id, fields, Idempotency::Safe).await?;
+        // A PATCH answers 200 even when a field is unknown, read-only or refused by an ACL or a
+        // business rule: read the fields back and compare.
+        let mut url = self.table_url(CHANGE, Some(sys_id.as_str()))?;
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        url.query_pairs_mut()
+            .append_pair("sysparm_fields", &names.join(","))
+            .append_pair("sysparm_display_value", "false")
+            .append_pair("sysparm_exclude_reference_link", "true");
+        let reply = self.send(Method::GET, CHANGE, url, None, Idempotency::Safe).await?;
+        let stored = result_object(&reply.body, "GET", CHANGE)?;
+        let unapplied = not_stored(fields, &stored);
+        if !unapplied.is_empty() {
+            return Err(Error::FieldsNotStored {
+                table: CHANGE.to_owned(),
+                sys_id: sys_id.to_string(),
+                fields: unapplied,
+            });
+        }
         self.reread(sys_id).await
     }
 
@@ -462,4 +521,31 @@ impl Client {
     ) -> Result<Vec<Map<String, Value>>, Error> {
         self.list(table, query, fields).await
     }
+}
+
+/// Journal fields read back empty as stored values; they cannot be compared.
+fn is_journal(field: &str) -> bool {
+    matches!(field, "work_notes" | "comments")
+}
+
+/// The fields of `sent` that `stored` does not hold with the same string value.
+fn not_stored(sent: &Map<String, Value>, stored: &Map<String, Value>) -> Vec<String> {
+    sent.iter()
+        .filter(|(name, _)| !is_journal(name))
+        .filter(|(name, value)| {
+            let wanted = match value {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let actual = match stored.get(name.as_str()) {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Object(reference)) => {
+                    reference.get("value").and_then(Value::as_str).map(str::to_owned)
+                }
+                _ => None,
+            };
+            actual.as_deref() != Some(wanted.as_str())
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
 }

@@ -21,6 +21,9 @@ use super::query::{EncodedQuery, next_link};
 use super::retry::{RetryPolicy, is_retryable_status, jitter_rng};
 use crate::spec::model::ServiceNowSpec;
 
+/// A list that pages further than this is a server bug, not data: stop rather than loop.
+const MAX_PAGES: usize = 100_000;
+
 /// Tunables of the client; the defaults suit a production instance.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
@@ -100,8 +103,11 @@ impl Client {
             let path = format!("{}/", base.path());
             base.set_path(&path);
         }
+        // No redirects: an instance that redirects (an SSO page, a renamed instance) is
+        // misconfigured, and following would resend credentials and writes elsewhere.
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("cabgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
@@ -164,11 +170,13 @@ impl Client {
         let mut rows = Vec::new();
         let mut seen = std::collections::HashSet::new();
         loop {
-            if !seen.insert(url.to_string()) {
+            if seen.len() >= MAX_PAGES || !seen.insert(url.to_string()) {
                 return Err(Error::Decode {
                     method: "GET".into(),
                     table: table.into(),
-                    reason: "the next-page link repeats a page already read".into(),
+                    reason: format!(
+                        "the next-page links repeat a page or run past {MAX_PAGES} pages"
+                    ),
                 });
             }
             let reply = self.send(Method::GET, table, url.clone(), None, Idempotency::Safe).await?;
@@ -343,7 +351,7 @@ impl Client {
         }
     }
 
-    fn backoff(&self, attempt: u32) -> Duration {
+    pub(crate) fn backoff(&self, attempt: u32) -> Duration {
         let mut rng = self.inner.rng.lock().unwrap_or_else(|p| p.into_inner());
         self.inner.options.retry.backoff(attempt, &mut *rng)
     }
@@ -562,7 +570,15 @@ mod tests {
 
     #[test]
     fn error_envelope_names_method_table_and_message() {
-        let text = r#"{"error":{"message":"No Record found","detail":"Record doesn't exist or ACL restricts the record retrieval"},"status":"failure"}"#;
+        let text = serde_json::json!({
+            "error": {
+                "message": "No Record found",
+                "detail": "Record doesn't exist or ACL restricts the record retrieval"
+            },
+            "status": "failure"
+        })
+        .to_string();
+        let text = text.as_str();
         let err = api_error(&Method::GET, "change_request", StatusCode::NOT_FOUND, text);
         assert_eq!(
             err.to_string(),

@@ -109,6 +109,21 @@ pub enum Error {
         /// Its value after the write.
         actual: String,
     },
+    /// A PATCH answered 200 but some fields read back differently (or not at all): unknown
+    /// names, read-only fields, an ACL or a business rule dropped them.
+    #[error(
+        "ServiceNow {table} {sys_id}: the instance did not store {} as sent (unknown field, \
+         read-only, ACL or business rule)",
+        fields.join(", ")
+    )]
+    FieldsNotStored {
+        /// Table written.
+        table: String,
+        /// Record written.
+        sys_id: String,
+        /// The fields that did not take.
+        fields: Vec<String>,
+    },
     /// More than one record carries a correlation id that must be unique.
     #[error("ServiceNow {table}: {count} records carry correlation_id {correlation_id}")]
     DuplicateCorrelation {

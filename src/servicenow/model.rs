@@ -231,6 +231,7 @@ pub const CHANGE_FIELDS: &[&str] = &[
     "number",
     "state",
     "approval",
+    "active",
     "correlation_id",
     "short_description",
     "type",
@@ -255,6 +256,8 @@ pub struct ChangeRequest {
     pub state: State,
     /// Aggregate approval.
     pub approval: Approval,
+    /// False once closed or canceled.
+    pub active: bool,
     /// cabgate's key (the Bytebase issue name).
     pub correlation_id: String,
     /// One-line summary.
@@ -288,6 +291,7 @@ impl ChangeRequest {
             number: r.text("number")?.to_owned(),
             state: State::from_wire(r.text("state")?),
             approval: Approval::from_wire(r.text("approval")?),
+            active: r.text("active")? == "true",
             correlation_id: r.text("correlation_id")?.to_owned(),
             short_description: r.text("short_description")?.to_owned(),
             change_type: r.text("type")?.to_owned(),
@@ -407,6 +411,9 @@ pub struct Created {
     pub number: String,
     /// False when the record already existed (found by correlation id) and nothing was created.
     pub created: bool,
+    /// Fields of a new record the instance did not store as sent (unknown, read-only, refused
+    /// by an ACL or a business rule); empty when it was found rather than created.
+    pub unapplied: Vec<String>,
 }
 
 /// A field reader over one result object that reports a missing field by name.
@@ -471,6 +478,7 @@ mod tests {
             "number": "CHG0010001",
             "state": "-3",
             "approval": "requested",
+            "active": "true",
             "correlation_id": "projects/p/issues/1",
             "short_description": "[Bytebase] add index",
             "type": "normal",

@@ -150,6 +150,16 @@ impl EncodedQuery {
         Ok(self)
     }
 
+    /// `fieldINa,b,c` over sys_ids; an empty list is refused rather than matching everything.
+    pub fn sys_id_in(mut self, field: &str, ids: &[SysId]) -> Result<Self, Error> {
+        if ids.is_empty() {
+            return Err(Error::EmptyQuery { what: "sys_id IN list" });
+        }
+        let list: Vec<&str> = ids.iter().map(SysId::as_str).collect();
+        self.terms.push(format!("{field}IN{}", list.join(",")));
+        Ok(self)
+    }
+
     /// `correlation_idSTARTSWITHprefix`; the prefix follows the correlation id rules.
     pub fn correlation_starts_with(mut self, prefix: &CorrelationId) -> Self {
         self.terms.push(format!("correlation_idSTARTSWITH{prefix}"));
@@ -192,13 +202,13 @@ impl EncodedQuery {
 ///
 /// Every chunk holds at least one id (a single id is at most ~300 encoded bytes), so the split
 /// always makes progress.
-pub fn chunk_by_encoded_len(ids: &[CorrelationId], budget: usize) -> Vec<Vec<CorrelationId>> {
+pub fn chunk_by_encoded_len<T: Clone + fmt::Display>(ids: &[T], budget: usize) -> Vec<Vec<T>> {
     let mut chunks = Vec::new();
-    let mut current: Vec<CorrelationId> = Vec::new();
+    let mut current: Vec<T> = Vec::new();
     let mut used = 0;
     for id in ids {
         // Each id costs its encoded length plus an encoded comma (`%2C`).
-        let cost = encoded_len(id.as_str()) + 3;
+        let cost = encoded_len(&id.to_string()) + 3;
         if !current.is_empty() && used + cost > budget {
             chunks.push(std::mem::take(&mut current));
             used = 0;
@@ -308,6 +318,7 @@ mod tests {
     #[test]
     fn empty_in_list_is_refused() {
         assert!(EncodedQuery::new().correlation_in(&[]).is_err());
+        assert!(EncodedQuery::new().sys_id_in("sys_id", &[]).is_err());
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
 pub mod bytebase;
 pub mod clock;
 pub mod faults;
@@ -43,9 +44,7 @@ pub struct World {
     /// The Bytebase workspace.
     pub bytebase: bytebase::World,
     /// The ServiceNow instance.
-    // TODO: becomes `servicenow::World` once the ServiceNow emulator lands; until then its
-    // section is accepted as free-form data and the ServiceNow server answers 404 to everything.
-    pub servicenow: serde_json::Value,
+    pub servicenow: servicenow::World,
 }
 
 /// Why the emulators could not start.
@@ -268,12 +267,21 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
     let bytebase_app = bytebase::router(emulator.clone())
         .merge(control)
         .layer(axum::middleware::from_fn_with_state(layer(Server::Bytebase), record::layer));
-    let servicenow_app = servicenow_router()
+    let servicenow_app = servicenow::router(world.servicenow, clock.clone())
         .layer(axum::middleware::from_fn_with_state(layer(Server::Servicenow), record::layer));
 
     let (bytebase_listener, bytebase_addr) = bind(options.bind, options.bytebase_port).await?;
     let (servicenow_listener, servicenow_addr) =
         bind(options.bind, options.servicenow_port).await?;
+    // Without TCP_NODELAY, small responses wait for the client's delayed ACK (~40 ms each).
+    use axum::serve::ListenerExt;
+    let nodelay = |tcp: &mut tokio::net::TcpStream| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    };
+    let bytebase_listener = bytebase_listener.tap_io(nodelay);
+    let servicenow_listener = servicenow_listener.tap_io(nodelay);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(async move {
         if let Err(e) = axum::serve(bytebase_listener, bytebase_app).await {
@@ -300,20 +308,6 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
         recorder,
         emulator,
         tasks,
-    })
-}
-
-// TODO: replace with `servicenow::router(world.servicenow, clock)` once the ServiceNow
-// emulator lands on main.
-fn servicenow_router() -> Router {
-    Router::new().fallback(|| async {
-        (
-            axum::http::StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({
-                "error": {"message": "the ServiceNow emulator is not built yet", "detail": ""},
-                "status": "failure",
-            })),
-        )
     })
 }
 

@@ -119,6 +119,20 @@ fn translate(error: &ValidationError<'_>, spans: &SpanMap, out: &mut Vec<Finding
                 node.and_then(description).unwrap_or_default().to_owned(),
             ));
         }
+        ValidationErrorKind::MaxProperties { limit: 1 }
+        | ValidationErrorKind::MinProperties { .. }
+            if node
+                .map(|n| n.get("else").map_or(n, resolve))
+                .and_then(|n| n.get("maxProperties"))
+                == Some(&Value::from(1)) =>
+        {
+            let choices = node.map(property_names).unwrap_or_default();
+            let written = error.instance().as_object().map(|o| o.len()).unwrap_or_default();
+            out.push(at_value(
+                format!("{field} must have exactly one of {}, not {written}", quoted(&choices)),
+                field_description(&pointer).unwrap_or_default().to_owned(),
+            ));
+        }
         ValidationErrorKind::Pattern { pattern } => {
             let value = error.instance();
             let shown = value.as_str().unwrap_or_default();

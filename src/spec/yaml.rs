@@ -57,6 +57,7 @@ pub fn parse(text: &str) -> Parsed {
     let Builder { spans, mut problems, .. } = builder;
     // A tab in the indentation usually also trips the parser; the tab problem says it better.
     problems.retain(|p| !(p.help == SYNTAX_HELP && tab_lines.contains(&p.span.line)));
+    problems.sort_by_key(|p| (p.span.line, p.span.column));
     Parsed { value, spans, problems }
 }
 

@@ -222,6 +222,32 @@ async fn an_unreachable_webhook_is_recorded_without_its_url() {
 }
 
 #[tokio::test]
+async fn a_redirecting_webhook_is_a_failure_not_followed() {
+    let (addr, rx) = start_receiver(0).await;
+    let target = format!("http://{addr}/hooks/cab");
+    let app = axum::Router::new().route(
+        "/moved",
+        post(move || {
+            let target = target.clone();
+            async move { axum::response::Redirect::temporary(&target) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirector = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let spec = spec(format!("http://{redirector}/moved"));
+    let store = SqliteStore::open_in_memory().unwrap();
+    let outbox = Outbox::from_spec(&spec, &env, None, fast()).unwrap();
+    alert::enqueue_skipped(&store, &spec.sinks, &issue(12), "cabgate@test", t0()).unwrap();
+    let report = outbox.deliver_due(&store, "cabgate@test", t0()).await.unwrap();
+    assert_eq!(report.failed, 1);
+    assert!(rx.seen.lock().unwrap().is_empty(), "the redirect must not be followed");
+    let pending = store.pending_deliveries().unwrap();
+    assert_eq!(pending[0].last_error.as_deref(), Some("webhook answered HTTP 307"));
+}
+
+#[tokio::test]
 async fn a_missing_webhook_secret_is_a_configuration_error() {
     let spec = spec("http://127.0.0.1:9/hooks".into());
     let err = Outbox::from_spec(&spec, &|_| None, None, fast()).unwrap_err();

@@ -81,7 +81,7 @@ pub fn cases() -> Vec<Case> {
             }
             let typed: Spec = serde_json::from_value(spec)
                 .unwrap_or_else(|e| panic!("{}: the spec is not a Spec: {e}", path.display()));
-            let document = serde_json::to_value(&typed).unwrap();
+            let document = cabgate::spec::normalize::document(&typed).unwrap();
             let now = case.get("now").or(base.get("now")).and_then(Value::as_str).unwrap();
             let lint = case.get("lint").and_then(Value::as_bool).unwrap_or(false);
             Case {
@@ -275,4 +275,181 @@ fn opa_and_regorus_agree_on_every_fixture() {
         }
     }
     assert!(differences.is_empty(), "{}", differences.join("\n"));
+}
+
+/// `docs/codes.md` is generated from the catalogue; every code a built-in policy produces is in
+/// the catalogue, and every catalogue code but `spec/schema` is produced by a policy.
+#[test]
+fn codes_reference() {
+    use cabgate::policy::docs;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/codes.md");
+    let generated = docs::codes_markdown();
+    if std::env::var_os("CABGATE_BLESS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "docs/codes.md is stale: run CABGATE_BLESS=1 cargo test --test it policy::codes_reference"
+    );
+    let known: Vec<&str> = cabgate::finding::catalogue().iter().map(|c| c.code.as_str()).collect();
+    let produced = docs::produced_codes();
+    let unknown: Vec<&String> = produced.iter().filter(|c| !known.contains(&c.as_str())).collect();
+    assert!(unknown.is_empty(), "codes missing from policies/codes.json: {unknown:?}");
+    let silent: Vec<&&str> = known
+        .iter()
+        .filter(|c| **c != "spec/schema" && !produced.iter().any(|p| p == *c))
+        .collect();
+    assert!(silent.is_empty(), "codes no built-in policy produces: {silent:?}");
+}
+
+/// The example spec of bridge-spec.md, loaded from YAML, lints clean (the default workflow
+/// included), and a live finding points at its line in the file.
+#[test]
+fn example_spec_lints_clean_and_findings_carry_lines() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/example.yaml");
+    let spec = cabgate::spec::load(&path).expect("the example spec loads");
+    let now = chrono::DateTime::parse_from_rfc3339("2026-12-03T12:00:00Z").unwrap().to_utc();
+    let options = Options { user_dirs: Vec::new(), now };
+    let lint = policy::evaluate(&spec, None, &options).unwrap();
+    assert!(lint.findings.is_empty(), "{:#?}", lint.findings);
+
+    let mut live = read_json(&fixtures().join("base.json"))["live"].clone();
+    live["workspaceIamPolicy"]["bindings"][0]["members"] = serde_json::json!(["allUsers"]);
+    let check = policy::evaluate(&spec, Some(&live), &options).unwrap();
+    let all_users = check.findings.iter().find(|f| f.code == "lockdown/all-users").unwrap();
+    let location = all_users.location.as_ref().expect("a location in the spec");
+    assert_eq!(location.path, "/lockdown/allow");
+    // The list under `allow:` starts on the next line, with its first item.
+    let lines: Vec<&str> = spec.source.lines().collect();
+    assert!(lines[location.line - 2].contains("allow:"), "line {}", location.line);
+    assert!(lines[location.line - 1].contains("- serviceAccount:"), "line {}", location.line);
+    assert_eq!(all_users.remediation.as_deref(), Some("remove `allUsers` from the binding"));
+}
+
+/// A user policy from `--policy DIR` sees the same input; its findings get the catalogue's
+/// defaults only for built-in codes; its tests run with `cabgate policy test DIR`.
+#[test]
+fn user_policies_are_evaluated_and_tested() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("acme");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(
+        nested.join("names.rego"),
+        r#"package cabgate.rules.acme.names
+
+findings contains f if {
+	not startswith(input.spec.name, "acme-")
+	f := {"code": "acme/name", "message": "the bridge name must start with acme-", "path": "/name"}
+}
+
+findings contains f if {
+	input.spec.name == "acme-db-cab"
+	f := {"code": "acme/seen", "severity": "info", "message": concat("", ["saw ", input.now])}
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        nested.join("names_test.rego"),
+        r#"package cabgate.rules.acme.names_test
+
+import data.cabgate.rules.acme.names
+
+test_other_names_are_reported if {
+	fs := names.findings with input as {"spec": {"name": "x"}, "now": "t"}
+	count(fs) == 1
+}
+
+test_a_failing_test if {
+	false
+}
+"#,
+    )
+    .unwrap();
+    let case = cases().into_iter().find(|c| c.name == "clean").unwrap();
+    let options = Options { user_dirs: vec![dir.path().to_owned()], now: case.now };
+    let evaluation = policy::evaluate(&case.spec, case.live.as_ref(), &options).unwrap();
+    let codes: Vec<(&str, cabgate::finding::Severity)> =
+        evaluation.findings.iter().map(|f| (f.code.as_str(), f.severity)).collect();
+    assert_eq!(codes, [("acme/seen", cabgate::finding::Severity::Info)]);
+    assert!(evaluation.profile.iter().any(|(p, _)| p == "data.cabgate.rules.acme.names"));
+
+    let run = testing::run(&[dir.path().to_owned()]).unwrap();
+    let outcomes: Vec<(&str, &Outcome)> =
+        run.results.iter().map(|r| (r.rule.rsplit('.').next().unwrap(), &r.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("test_other_names_are_reported", &Outcome::Pass),
+            ("test_a_failing_test", &Outcome::Fail)
+        ]
+    );
+}
+
+/// A user policy that does not parse is an error naming its file and line, not a panic.
+#[test]
+fn a_broken_user_policy_names_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.rego"),
+        "package cabgate.rules.bad\n\nfindings contains f if {\n",
+    )
+    .unwrap();
+    let case = cases().into_iter().find(|c| c.name == "clean").unwrap();
+    let options = Options { user_dirs: vec![dir.path().to_owned()], now: case.now };
+    let error = policy::evaluate(&case.spec, None, &options).unwrap_err();
+    let policy::PolicyError::Parse { file, line, .. } = &error else { panic!("{error:?}") };
+    assert!(file.ends_with("bad.rego"), "{file}");
+    assert!(*line >= 3, "line {line}");
+}
+
+/// A finding object that breaks the convention stops the run with an error naming the package.
+#[test]
+fn a_malformed_finding_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("odd.rego"),
+        "package cabgate.rules.odd\n\nfindings contains {\"message\": \"no code\"}\n",
+    )
+    .unwrap();
+    let case = cases().into_iter().find(|c| c.name == "clean").unwrap();
+    let options = Options { user_dirs: vec![dir.path().to_owned()], now: case.now };
+    let error = policy::evaluate(&case.spec, None, &options).unwrap_err();
+    assert!(
+        matches!(&error, policy::PolicyError::Finding { package, .. } if package == "data.cabgate.rules.odd"),
+        "{error:?}"
+    );
+}
+
+/// `cabgate policy test`: exit 0 when all pass, 1 on a failure, 2 on a parse error.
+#[test]
+fn policy_test_command_exit_codes() {
+    let cabgate = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cabgate"))
+            .args(["policy", "test"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let builtin = cabgate(&[]);
+    let stdout = String::from_utf8_lossy(&builtin.stdout);
+    assert_eq!(builtin.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains(": PASS (") && stdout.contains("\nPASS: "), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a_test.rego"), "package a_test\n\ntest_no if false\n").unwrap();
+    let failing = cabgate(&[dir.path().as_os_str()]);
+    let stdout = String::from_utf8_lossy(&failing.stdout);
+    assert_eq!(failing.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("data.a_test.test_no: FAIL") && stdout.contains("FAIL: 1/1"),
+        "{stdout}"
+    );
+
+    std::fs::write(dir.path().join("b_test.rego"), "package b_test\n\ntest_x if {\n").unwrap();
+    let broken = cabgate(&[dir.path().as_os_str()]);
+    let stderr = String::from_utf8_lossy(&broken.stderr);
+    assert_eq!(broken.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("b_test.rego"), "{stderr}");
 }

@@ -292,6 +292,50 @@ async fn create_refused_by_a_503_is_looked_up_then_posted_again() {
 }
 
 #[tokio::test]
+async fn fields_the_instance_drops_are_reported() {
+    let sim = start(world()).await;
+    let client = sim.client();
+    let key = cid("projects/p/issues/40");
+    let body = fields(&[("short_description", "x"), ("justifcation", "typo in the template")]);
+    let created = client.create_change(&key, &body).await.unwrap();
+    assert!(created.created);
+    assert_eq!(created.unapplied, ["justifcation"]);
+
+    let err = client
+        .update_change(&created.sys_id, &fields(&[("description", "ok"), ("no_such_field", "x")]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::FieldsNotStored { ref fields, .. } if fields == &["no_such_field"])
+    );
+    let ok = client.update_change(&created.sys_id, &fields(&[("description", "new text")])).await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let err = client.update_change(&created.sys_id, &fields(&[("state", "-1")])).await;
+    assert!(matches!(err, Err(Error::Config(_))), "state goes through set_state");
+}
+
+#[tokio::test]
+async fn a_read_whose_response_is_lost_is_retried() {
+    let sim = start(world()).await;
+    let client = sim.client();
+    sim.wire.inject("GET", "/change_request", Fault::LoseResponse(Duration::from_secs(3)));
+    assert!(client.find_change(&cid("projects/p/issues/41")).await.unwrap().is_none());
+    assert_eq!(sim.wire.count("GET", "/change_request"), 2);
+}
+
+#[tokio::test]
+async fn a_work_note_whose_response_is_lost_is_not_written_twice() {
+    let sim = start(world()).await;
+    let client = sim.client();
+    let id = new_change(&client, "projects/p/issues/42").await;
+    sim.wire.inject("PATCH", "/change_request", Fault::LoseResponse(Duration::from_secs(3)));
+    client.add_work_note(&id, "Stage prod started").await.unwrap();
+    assert_eq!(sim.wire.count("PATCH", "/change_request"), 1);
+    let notes = client.journal(&id).await.unwrap();
+    assert_eq!(notes.iter().filter(|e| e.value == "Stage prod started").count(), 1);
+}
+
+#[tokio::test]
 async fn invalid_ids_are_refused_before_any_request() {
     let sim = start(world()).await;
     let client = sim.client();
@@ -343,7 +387,10 @@ async fn lists_follow_next_links_across_short_and_empty_pages() {
 async fn batched_read_splits_long_in_lists() {
     let mut world = world();
     let rows: Vec<Value> = (0..30)
-        .map(|i| json!({ "short_description": "x", "correlation_id": format!("projects/p/issues/{i}") }))
+        .map(|i| {
+            let key = format!("projects/p/issues/{i}");
+            json!({ "short_description": "x", "correlation_id": key })
+        })
         .collect();
     world["change_requests"] = Value::Array(rows);
     let sim = start(world).await;
@@ -358,6 +405,35 @@ async fn batched_read_splits_long_in_lists() {
     let calls: Vec<Seen> = sim.wire.seen();
     assert!(calls.len() > 1 && calls.len() < 31, "{} calls", calls.len());
     assert!(calls.iter().all(|s| s.query.contains("correlation_idIN")));
+}
+
+#[tokio::test]
+async fn active_changes_and_batched_reads_by_sys_id() {
+    let sim = start(world()).await;
+    let options = ClientOptions { max_in_list_len: 80, ..options() };
+    let client = sim.client_with(basic(), options);
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(new_change(&client, &format!("bb:projects/p/issues/{i}")).await);
+    }
+    new_change(&client, "other:projects/p/issues/9").await;
+    client.cancel_change(&ids[1], "issue canceled").await.unwrap();
+
+    let active = client.active_changes(&cid("bb:")).await.unwrap();
+    let mut keys: Vec<&str> = active.iter().map(|c| c.correlation_id.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["bb:projects/p/issues/0", "bb:projects/p/issues/2"]);
+    assert!(active.iter().all(|c| c.active));
+
+    let before = sim.wire.count("GET", "/change_request");
+    let mut wanted = ids.clone();
+    wanted.push(SysId::parse("ffffffffffffffffffffffffffffffff").unwrap());
+    let found = client.get_changes(&wanted).await.unwrap();
+    assert_eq!(found.len(), 3);
+    assert!(found.iter().any(|c| c.sys_id == ids[1] && !c.active));
+    let calls = sim.wire.count("GET", "/change_request") - before;
+    assert!(calls >= 2, "an 80-byte budget splits four ids: {calls} calls");
+    assert!(client.get_changes(&[]).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -485,7 +561,9 @@ async fn rejection_and_cancel() {
 async fn unknown_states_are_kept_and_missing_fields_named() {
     let mut world = world();
     world["extra_states"] = json!([{ "value": "-6", "label": "Peer Review" }]);
-    world["change_requests"] = json!([{ "short_description": "custom", "state": "-6", "correlation_id": "projects/p/issues/8" }]);
+    world["change_requests"] = json!([
+        { "short_description": "custom", "state": "-6", "correlation_id": "projects/p/issues/8" }
+    ]);
     let sim = start(world.clone()).await;
     let change = sim.client().find_change(&cid("projects/p/issues/8")).await.unwrap().unwrap();
     assert_eq!(change.state, ChgState::Other("-6".into()));
@@ -726,5 +804,78 @@ async fn no_credential_appears_in_trace_logs() {
     assert!(secrets.len() > 5, "tokens were captured: {secrets:?}");
     for secret in &secrets {
         assert!(!logs.contains(secret.as_str()), "a credential leaked into the logs");
+    }
+}
+
+/// Starts the emulator behind the shared sim's seeded fault layer (5xx, 429, connection resets
+/// before the handler, responses lost after it), as `sim::start` will serve it.
+async fn start_faulty(seed: u64) -> (String, Arc<cabgate::sim::Recorder>) {
+    use cabgate::sim::faults::{FaultSpec, Server};
+    use cabgate::sim::record::{LayerState, layer};
+    let world: World = serde_json::from_value(world()).unwrap();
+    let faults =
+        FaultSpec { error_5xx: 0.08, too_many: 0.04, reset: 0.08, lost: 0.1, ..FaultSpec::none() };
+    let recorder = Arc::new(cabgate::sim::Recorder::default());
+    let state = Arc::new(LayerState::new(
+        Server::Servicenow,
+        recorder.clone(),
+        faults,
+        seed,
+        Duration::ZERO,
+        true,
+    ));
+    let app = router(world, Clock::new()).layer(middleware::from_fn_with_state(state, layer));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, recorder)
+}
+
+#[tokio::test]
+async fn seeded_faults_never_yield_two_changes_or_a_false_success() {
+    let http = reqwest::Client::new();
+    for seed in 1..=4 {
+        let (base, recorder) = start_faulty(seed).await;
+        // The fault layer's 429s ask for 1 s; the cap keeps this test fast.
+        let retry = RetryPolicy {
+            max_attempts: 8,
+            rate_limit_cap: Duration::from_millis(20),
+            ..RetryPolicy::fast()
+        };
+        let client = Client::new(&base, basic(), ClientOptions { retry, ..options() }).unwrap();
+        for issue in 0..3 {
+            let key = cid(&format!("projects/p/issues/{issue}"));
+            let group = client.group_sys_id("Database CAB").await.unwrap().unwrap();
+            let body = fields(&[("short_description", "x"), ("assignment_group", group.as_str())]);
+            // Two runners' worth of creates for the same issue.
+            let first = client.create_change(&key, &body).await.unwrap();
+            let again = client.create_change(&key, &body).await.unwrap();
+            assert_eq!(first.sys_id, again.sys_id, "seed {seed}");
+            let chg = client.set_state(&first.sys_id, &ChgState::Assess).await.unwrap();
+            let url = format!("{base}/_sim/change_request/{}/approve", chg.number);
+            let approve = http.post(url).json(&json!({"approver": "alice", "comment": "ok"}));
+            assert!(approve.send().await.unwrap().status().is_success());
+            client.add_work_note(&first.sys_id, "rolling out").await.unwrap();
+            let closed = client.close_change(&first.sys_id, CloseCode::Successful, "done").await;
+            assert_eq!(closed.unwrap().state, ChgState::Closed, "seed {seed}");
+            let notes = client.journal(&first.sys_id).await.unwrap();
+            let count = notes.iter().filter(|n| n.value == "rolling out").count();
+            assert_eq!(count, 1, "seed {seed}: a work note must not be duplicated");
+        }
+        let rows: Value = http
+            .get(format!("{base}/_sim/table/change_request"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = rows["result"].as_array().unwrap();
+        assert_eq!(rows.len(), 3, "seed {seed}: one CHG per issue");
+        assert!(rows.iter().all(|r| r["state"] == "3"));
+        let faults: Vec<&str> = recorder.snapshot().iter().filter_map(|e| e.fault).collect();
+        for kind in ["5xx", "reset", "lost"] {
+            assert!(faults.contains(&kind), "seed {seed}: no {kind} was injected: {faults:?}");
+        }
     }
 }

@@ -1075,3 +1075,76 @@ fn bad_worlds_are_refused_with_the_field() {
     let err = rt.block_on(sim::start(world, Options::default())).unwrap_err().to_string();
     assert!(err.contains("GOLD"), "{err}");
 }
+
+#[test]
+fn cabgate_sim_prints_its_urls_then_serves_until_sigterm() {
+    use std::io::BufRead;
+
+    let world = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worlds/basic.yaml");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cabgate"))
+        .args(["sim", "--world", world, "--seed", "3", "--faults", "latency=1ms"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let urls: Value = serde_json::from_str(&line).unwrap();
+    let bytebase = urls["bytebase"].as_str().unwrap().to_owned();
+    assert!(bytebase.starts_with("http://127.0.0.1:"), "{line}");
+    assert!(urls["servicenow"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    let body: Value = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            reqwest::get(format!("{bytebase}/v1/subscription")).await.unwrap().json().await.unwrap()
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(body["plan"], "ENTERPRISE");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0), "SIGTERM is a clean stop");
+
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_cabgate"))
+        .args(["sim", "--world", world, "--faults", "5xx=2"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2), "a bad --faults is invalid input");
+}
+
+#[tokio::test]
+async fn create_rollout_is_idempotent_and_batch_run_takes_one_environment() {
+    let mut world = basic();
+    world.bytebase.projects[0].require_issue_approval = false;
+    let env = Env::start(world).await;
+    let (_, created) = env
+        .control(
+            "/_sim/issues",
+            json!({"project": "payments", "creator": "alice@acme.example", "title": "Both",
+                   "specs": [{"changeDatabaseConfig": {"targets": [
+                       "instances/prod-pg/databases/payments",
+                       "instances/staging-pg/databases/payments"]}}]}),
+        )
+        .await;
+    let plan = env.plan_of(&created).await["name"].as_str().unwrap().to_owned();
+    let (status, first) = env.post(&format!("/v1/{plan}/rollout"), json!({})).await;
+    assert_eq!(status, 200, "{first}");
+    let stages: Vec<&str> =
+        first["stages"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["staging", "prod"], "stages follow the environment order");
+    let (status, second) = env.post(&format!("/v1/{plan}/rollout"), json!({})).await;
+    assert_eq!(status, 200);
+    assert_eq!(first["stages"], second["stages"], "no task is added twice");
+    let tasks: Vec<Value> =
+        first["stages"].as_array().unwrap().iter().map(|s| s["tasks"][0]["name"].clone()).collect();
+    let (status, body) = env
+        .post(&format!("/v1/{plan}/rollout/stages/-/tasks:batchRun"), json!({"tasks": tasks}))
+        .await;
+    assert_eq!(error_code(status, &body), (400, 3), "one environment per batchRun");
+}

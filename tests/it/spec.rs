@@ -312,3 +312,82 @@ fn anchors_on_keys_and_custom_tags_are_refused() {
     assert!(found.iter().any(|(l, c, m)| (*l, *c) == (2, 1) && m.contains("anchors")), "{found:?}");
     assert!(found.iter().any(|(_, _, m)| m.contains("tag `!custom`")), "{found:?}");
 }
+
+/// Every JSON Pointer in a document.
+fn pointers(value: &Value, path: String, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let child_path = format!("{path}/{}", spec::yaml::escape(key));
+                pointers(child, child_path.clone(), out);
+                out.push(child_path);
+            }
+        }
+        Value::Array(items) => {
+            for (i, child) in items.iter().enumerate() {
+                pointers(child, format!("{path}/{i}"), out);
+                out.push(format!("{path}/{i}"));
+            }
+        }
+        _ => {}
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 200, ..Default::default() })]
+
+    /// Whatever is removed or replaced in a valid spec, the schema never accepts a document the
+    /// model refuses: a spec that passes the schema always loads.
+    #[test]
+    fn schema_valid_documents_always_deserialize(
+        fixture_index in 0..VALID.len(),
+        pick in proptest::prelude::any::<proptest::sample::Index>(),
+        replacement in 0..8usize,
+    ) {
+        let text = std::fs::read_to_string(fixture(VALID[fixture_index])).unwrap();
+        let parsed = spec::yaml::parse(&text);
+        let mut document = parsed.value.unwrap();
+        let mut all = Vec::new();
+        pointers(&document, String::new(), &mut all);
+        let pointer = pick.get(&all).clone();
+        let new_value = match replacement {
+            0 => None,
+            1 => Some(Value::Null),
+            2 => Some(Value::from("")),
+            3 => Some(Value::from(0)),
+            4 => Some(Value::from(true)),
+            5 => Some(serde_json::json!([])),
+            6 => Some(serde_json::json!({})),
+            _ => Some(Value::from("x")),
+        };
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        let key = key.replace("~1", "/").replace("~0", "~");
+        match (document.pointer_mut(parent).unwrap(), new_value) {
+            (Value::Object(map), None) => { map.shift_remove(&key); }
+            (Value::Array(items), None) => { items.remove(key.parse::<usize>().unwrap()); }
+            (_, Some(value)) => *document.pointer_mut(&pointer).unwrap() = value,
+            _ => unreachable!("pointers name members of objects and arrays"),
+        }
+        if schema::validate(&document, &parsed.spans).is_empty() {
+            let typed: Result<spec::Spec, _> = serde_json::from_value(document.clone());
+            proptest::prop_assert!(typed.is_ok(), "{pointer}: {typed:?}");
+        }
+    }
+}
+
+#[test]
+fn the_yaml_fixture_reports_every_problem_up_to_the_syntax_error() {
+    let bytes = std::fs::read(fixture("invalid-yaml.yaml")).unwrap();
+    let found = places(&problems(&bytes));
+    let lines: Vec<(usize, usize)> = found.iter().map(|(l, c, _)| (*l, *c)).collect();
+    assert_eq!(lines, [(5, 1), (7, 11), (13, 11), (17, 1)], "{found:?}");
+}
+
+#[test]
+fn the_workflow_fixture_names_each_grammar_error() {
+    let bytes = std::fs::read(fixture("invalid-workflow.yaml")).unwrap();
+    let found = places(&problems(&bytes));
+    let lines: Vec<(usize, usize)> = found.iter().map(|(l, c, _)| (*l, *c)).collect();
+    assert_eq!(lines, [(22, 15), (24, 11), (25, 11)], "{found:?}");
+    assert!(found[2].2.contains("must have exactly one of"), "{found:?}");
+}

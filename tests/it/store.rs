@@ -218,3 +218,87 @@ fn open_resolves_sqlite_paths_against_the_spec_folder() {
     let memory = store::open("sqlite::memory:", dir.path()).unwrap();
     assert!(memory.issues().unwrap().is_empty());
 }
+
+/// Saves the issue record again and again, each save with one journal entry in the same
+/// transaction, `rounds` times (forever when `None`).
+fn save_loop(path: &Path, rounds: Option<u32>) {
+    let store = SqliteStore::open(path).unwrap();
+    let issue = "projects/p/issues/crash";
+    let mut round = 0;
+    while rounds.is_none_or(|r| round < r) {
+        let mut record = store
+            .issue(issue)
+            .unwrap()
+            .unwrap_or_else(|| IssueRecord::new(issue, "new", Utc::now()));
+        record.state = format!("step-{round}");
+        store.save_issue(&record, &[entry("step", issue)]).unwrap();
+        let a = alert(&format!("k{round}"), Utc::now());
+        store.enqueue_alert(&a, &["log".into()], &entry("alert", &a.issue)).unwrap();
+        store.mark_delivered(&a.key, "log", Utc::now(), &entry("delivered", &a.issue)).unwrap();
+        round += 1;
+    }
+}
+
+/// What must hold after any crash: the record's revision counts its journal entries (they are
+/// written together), and every delivered alert has its journal entry.
+fn assert_consistent(path: &Path) -> i64 {
+    let store = SqliteStore::open(path).unwrap();
+    let issue = "projects/p/issues/crash";
+    let revision = store.issue(issue).unwrap().map_or(0, |r| r.revision);
+    let journal = store.journal(Some(issue), usize::MAX).unwrap();
+    let steps = journal.iter().filter(|e| e.action == "step").count() as i64;
+    assert_eq!(revision, steps, "record and journal disagree");
+    let delivered = journal.iter().filter(|e| e.action == "delivered").count();
+    let queued = journal.iter().filter(|e| e.action == "alert").count();
+    assert!(delivered == queued || delivered + 1 == queued, "{queued} queued, {delivered} sent");
+    assert!(store.pending_deliveries().unwrap().len() <= 1);
+    revision
+}
+
+/// The writer half of the crash test: run in a child process (named by the environment) until
+/// killed; run in-process, a bounded number of rounds.
+#[test]
+fn crash_writer() {
+    match std::env::var_os("CABGATE_STORE_CRASH_FILE") {
+        Some(path) => save_loop(Path::new(&path), None),
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.db");
+            save_loop(&path, Some(20));
+            assert_eq!(assert_consistent(&path), 20);
+        }
+    }
+}
+
+#[test]
+fn a_writer_killed_mid_transaction_leaves_a_consistent_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["store::crash_writer", "--exact", "--test-threads=1"])
+        .env("CABGATE_STORE_CRASH_FILE", &path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let it write a while, then kill it (SIGKILL: no destructor, no rollback, no unlock).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let written = path.exists()
+            && SqliteStore::open(&path)
+                .ok()
+                .and_then(|s| s.issue("projects/p/issues/crash").ok().flatten())
+                .is_some_and(|r| r.revision >= 10);
+        if written || std::time::Instant::now() > deadline {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let revision = assert_consistent(&path);
+    assert!(revision >= 10, "the writer made progress before it was killed: {revision}");
+    // And the store keeps working after the crash.
+    save_loop(&path, Some(1));
+    assert_eq!(assert_consistent(&path), revision + 1);
+}

@@ -7,6 +7,7 @@
 //!
 //! Run: `cargo run --release --bin cabgate-bench` (add `--quick` for a smaller workspace).
 
+mod live;
 mod synthetic;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ fn run(quick: bool) -> Result<(), String> {
 
     rows.push(lint_row(repo)?);
     rows.extend(check_snapshot_rows(&work, quick)?);
+    rows.push(live_read_row(quick)?);
 
     print_table(&rows, quick);
     let _ = std::fs::remove_dir_all(&work);
@@ -112,18 +114,40 @@ fn check_snapshot_rows(work: &Path, quick: bool) -> Result<Vec<Row>, String> {
     ])
 }
 
+/// The live read of a workspace against the emulator with 20 ms added to every request.
+fn live_read_row(quick: bool) -> Result<Row, String> {
+    let latency = Duration::from_millis(20);
+    let found = live::measure(if quick { 50 } else { 300 }, latency)?;
+    Ok(Row {
+        what: format!(
+            "live read of {} projects, 20 ms latency: {} requests (bound requests × latency / \
+             concurrency = {})",
+            found.projects,
+            found.requests,
+            format_ms(found.bound)
+        ),
+        value: format_ms(found.elapsed),
+        target: "near the bound".into(),
+    })
+}
+
 /// Runs this binary as `cabgate ARGS`, stdout discarded; returns the wall time and exit code.
 fn time_self(args: &[&str]) -> Result<(Duration, i32), String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let start = Instant::now();
-    let status = Command::new(me)
+    let output = Command::new(me)
         .arg("--as-cabgate")
         .args(args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .stderr(Stdio::piped())
+        .output()
         .map_err(|e| e.to_string())?;
-    Ok((start.elapsed(), status.code().unwrap_or(-1)))
+    let elapsed = start.elapsed();
+    let code = output.status.code().unwrap_or(-1);
+    if code > 1 {
+        eprintln!("cabgate {}:\n{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+    }
+    Ok((elapsed, code))
 }
 
 /// The largest resident set of any child waited for so far, in KiB.

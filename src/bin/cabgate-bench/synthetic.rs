@@ -72,8 +72,12 @@ pub fn snapshot(scale: Scale, now: chrono::DateTime<chrono::Utc>) -> Value {
         .map(|i| {
             let project = i % scale.projects;
             let created = now - chrono::TimeDelta::seconds(26 * i as i64);
+            let project_name = format!("projects/{}", project_id(project));
             json!({
-                "name": format!("projects/{}/issues/{}", project_id(project), i + 1),
+                "name": format!("{project_name}/issues/{}", i + 1),
+                "project": project_name,
+                "plan": format!("{project_name}/plans/{}", i + 1),
+                "type": "DATABASE_CHANGE",
                 "title": format!("Change {i}"),
                 "creator": format!("users/u{}@bench.example", i % 500),
                 "createTime": created.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),

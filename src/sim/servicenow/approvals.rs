@@ -11,7 +11,7 @@
 //! NOTE: with no CAB group configured and no `assignment_group`, or an empty group, a round has
 //! no approvers and the CHG waits in `requested` forever (a real flow might auto-approve).
 
-use super::records::{Db, Record, stamp_insert, stamp_update};
+use super::records::{self, Db, Record, stamp_insert, stamp_update};
 use super::{ApprovalRule, World, change, journal};
 
 /// An approver's decision.
@@ -41,7 +41,7 @@ pub fn request(db: &mut Db, world: &World, chg_id: &str, user: &str, now: &str) 
     let Some(chg) = db.get("change_request", chg_id) else { return };
     let cab_group = world.cab.as_ref().and_then(|c| c.group.as_deref());
     let group_id = match cab_group {
-        Some(name) => db.find("sys_user_group", "name", name).map(|g| g["sys_id"].clone()),
+        Some(name) => db.find("sys_user_group", "name", name).map(records::sys_id_of),
         None => chg.get("assignment_group").filter(|g| !g.is_empty()).cloned(),
     };
     set_chg(db, chg_id, "approval", "requested");
@@ -89,7 +89,7 @@ pub fn pending_row(db: &Db, chg_id: &str, user_name: &str) -> Option<String> {
                 && r.get("approver").is_some_and(|a| *a == user_id)
                 && r.get("state").is_some_and(|s| s == "requested")
         })
-        .map(|r| r["sys_id"].clone())
+        .map(records::sys_id_of)
 }
 
 /// Records a decision on an approver row as `by` (the approver, or a delegate or admin acting
@@ -140,7 +140,7 @@ pub fn decide(
     let others: Vec<String> = round
         .iter()
         .filter(|r| r.get("state").is_some_and(|s| s == "requested"))
-        .map(|r| r["sys_id"].clone())
+        .map(|r| records::sys_id_of(r))
         .collect();
     for other in others {
         if let Some(r) = db.get_mut("sysapproval_approver", &other) {
@@ -176,7 +176,7 @@ pub fn cancel_pending(db: &mut Db, chg_id: &str, user: &str, now: &str) {
             r.get("sysapproval").is_some_and(|s| s == chg_id)
                 && r.get("state").is_some_and(|s| s == "requested")
         })
-        .map(|r| r["sys_id"].clone())
+        .map(records::sys_id_of)
         .collect();
     for id in pending {
         if let Some(r) = db.get_mut("sysapproval_approver", &id) {

@@ -86,7 +86,7 @@ fn conflict(message: &str) -> ApiError {
 fn chg_id(db: &Db, chg: &str) -> Result<String, ApiError> {
     db.get("change_request", chg)
         .or_else(|| db.find("change_request", "number", chg))
-        .map(|r| r["sys_id"].clone())
+        .map(records::sys_id_of)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "No Record found", Some(chg)))
 }
 

@@ -40,6 +40,11 @@ pub fn stored(at: DateTime<Utc>) -> String {
     at.format(STORED_DATE_TIME).to_string()
 }
 
+/// The sys_id of a row (every row the store holds has one).
+pub fn sys_id_of(rec: &Record) -> String {
+    rec.get("sys_id").cloned().unwrap_or_default()
+}
+
 /// Whether `s` looks like a sys_id: 32 lowercase hex digits.
 pub fn is_sys_id(s: &str) -> bool {
     s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -117,7 +122,10 @@ impl Db {
                 change::defaults_on_insert(&mut db, table, &mut rec, SYSTEM_USER, &now);
                 let awaits_cab = table == "change_request"
                     && !seed.contains_key("approval")
-                    && matches!(rec["state"].as_str(), change::ASSESS | change::AUTHORIZE);
+                    && matches!(
+                        rec.get("state").map(String::as_str),
+                        Some(change::ASSESS | change::AUTHORIZE)
+                    );
                 db.push(table, rec);
                 if awaits_cab {
                     approvals::request(&mut db, world, &sys_id, SYSTEM_USER, &now);
@@ -172,7 +180,7 @@ impl Db {
             "sys_user" => "user_name",
             _ => "name",
         };
-        self.find(target, key, &value).map(|r| r["sys_id"].clone()).unwrap_or(value)
+        self.find(target, key, &value).map(sys_id_of).unwrap_or(value)
     }
 
     /// A fresh 32-hex sys_id.
@@ -235,7 +243,7 @@ impl Db {
 
     /// The sys_id of the user with this user_name.
     pub fn user_id(&self, user_name: &str) -> Option<String> {
-        self.find("sys_user", "user_name", user_name).map(|r| r["sys_id"].clone())
+        self.find("sys_user", "user_name", user_name).map(sys_id_of)
     }
 
     /// The sys_user row of a user_name.

@@ -381,7 +381,7 @@ fn may_update(inst: &Instance, db: &Db, table: &Table, rec: &Record, user: &str)
 /// The sys_id of the record of `table` whose display value is `display`.
 fn by_display_value(db: &Db, table: &str, display: &str) -> Option<String> {
     let target = schema::table(table)?;
-    db.find(target.name, target.display, display).map(|r| r["sys_id"].clone())
+    db.find(target.name, target.display, display).map(records::sys_id_of)
 }
 
 async fn create(
