@@ -349,9 +349,8 @@ impl Ctx {
             t.line(&format!("      {issue}: {} -> {} ({})", s.from, s.to, s.transition));
             for a in &s.actions {
                 let kind = serde_json::to_value(a.kind).unwrap_or_default();
-                let label =
-                    format!("        {} {}: ", kind.as_str().unwrap_or_default(), a.outcome);
-                t.line(&cut(&format!("{label}{}", one_line(&a.detail)), WIDTH));
+                let label = format!("{} {}: ", kind.as_str().unwrap_or_default(), a.outcome);
+                t.labelled(8, &label, &one_line(&a.detail));
             }
         }
         if !any {
@@ -488,11 +487,14 @@ async fn approve_cycle(ctx: &mut Ctx, engine: &Engine) -> Result<(), DemoError> 
     let approved: Vec<&servicenow::Approver> =
         approvers.iter().filter(|a| a.state == servicenow::ApproverState::Approved).collect();
     let who = approved.first().map(|a| a.user_name.clone()).unwrap_or_default();
-    ctx.text.line(&format!(
-        "    {who} ({}) approved {number}: \"{}\"",
-        approved.first().map(|a| a.email.as_str()).unwrap_or_default(),
-        one_line(&approved.first().map(|a| a.comments.clone()).unwrap_or_default())
-    ));
+    ctx.text.para(
+        4,
+        &format!(
+            "{who} ({}) approved {number}: \"{}\"",
+            approved.first().map(|a| a.email.as_str()).unwrap_or_default(),
+            one_line(&approved.first().map(|a| a.comments.clone()).unwrap_or_default())
+        ),
+    );
     ctx.text.line(&format!(
         "    read back: state {}, approval {}",
         change.state,
@@ -522,7 +524,7 @@ async fn approve_cycle(ctx: &mut Ctx, engine: &Engine) -> Result<(), DemoError> 
         format!("the approval comment should name {number} and {APPROVER}: {comment:?}")
     })?;
     ctx.summary.push(row(
-        &format!("CAB approved ({APPROVER}); issue approved"),
+        &format!("CAB approved ({APPROVER})"),
         "payments/101",
         &format!("{number} approved, issue {}", issue.approval_status),
     ));
@@ -549,8 +551,8 @@ async fn rollout(
         "The runner waits (up to rolloutWait.timeout, then it creates the rollout itself). The \
          demo moves the emulators' clock two minutes on instead of sleeping.",
     );
+    // The emulator runs jobs that fell due before answering the next request.
     ctx.sim.clock().advance(TimeDelta::minutes(2));
-    ctx.sim.step();
     let has = ctx.bytebase.get_plan(plan).await.map_err(|e| fail(STEP, e))?.has_rollout;
     ctx.text.line(&format!("    plan hasRollout two minutes later: {has}"));
     ensure(has, STEP, || "Bytebase created no rollout two minutes after the approval".into())?;
@@ -566,7 +568,6 @@ async fn rollout(
             break;
         }
         ctx.sim.clock().advance(TimeDelta::seconds(5));
-        ctx.sim.step();
     }
     let rollout = ctx
         .bytebase
@@ -625,7 +626,7 @@ async fn rejection(ctx: &mut Ctx, engine: &Engine) -> Result<(), DemoError> {
     );
     let (number, _) = ctx.change_of(engine, REJECTED_ISSUE, STEP).await?;
     ctx.cab_decides(&number, "reject", REJECTER, REJECTION_REASON, STEP).await?;
-    ctx.text.line(&format!("    {REJECTER} rejected {number}: \"{REJECTION_REASON}\""));
+    ctx.text.para(4, &format!("{REJECTER} rejected {number}: \"{REJECTION_REASON}\""));
     ctx.pass(engine, STEP).await?;
     let issue = ctx.read_issue(REJECTED_ISSUE, STEP).await?;
     let comment = ctx.last_comment(REJECTED_ISSUE, STEP).await?;
@@ -716,24 +717,18 @@ async fn skipped_alert(ctx: &mut Ctx, engine: &Engine) -> Result<(), DemoError> 
 fn summary(ctx: &mut Ctx) {
     let t = &mut ctx.text;
     t.heading("Summary");
-    let widths = [34, 16];
-    t.line(&format!(
-        "  {:<w0$} {:<w1$} {}",
-        "step",
-        "issue",
-        "result",
-        w0 = widths[0],
-        w1 = widths[1]
-    ));
+    let (w0, w1) = (32, 16);
+    t.line(&format!("  {:<w0$} {:<w1$} {}", "step", "issue", "result"));
     for [what, issue, result] in &ctx.summary {
-        t.line(&format!(
-            "  {:<w0$} {:<w1$} {}",
-            cut(what, widths[0]),
-            cut(issue, widths[1]),
-            result,
-            w0 = widths[0],
-            w1 = widths[1]
-        ));
+        let first = format!("  {:<w0$} {:<w1$} ", cut(what, w0), cut(issue, w1));
+        let hang = first.chars().count();
+        for (i, line) in text::wrap(result, hang, WIDTH).iter().enumerate() {
+            if i == 0 {
+                t.line(&format!("{first}{}", &line[hang..]));
+            } else {
+                t.line(line);
+            }
+        }
     }
     t.line("  every step above passed: facts were read back from both emulators.");
     t.heading("Where to look next");

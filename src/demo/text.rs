@@ -84,7 +84,8 @@ pub fn cut(text: &str, width: usize) -> String {
 }
 
 /// Word-wraps `text` into lines of at most `width` characters, each starting with `indent`
-/// spaces. A word longer than a line is cut (URLs in the demo are short, so this is rare).
+/// spaces. A word longer than a line (a URL) is split across lines rather than cut, so no fact
+/// is lost.
 pub fn wrap(text: &str, indent: usize, width: usize) -> Vec<String> {
     let room = width.saturating_sub(indent).max(20);
     let pad = " ".repeat(indent);
@@ -92,17 +93,19 @@ pub fn wrap(text: &str, indent: usize, width: usize) -> Vec<String> {
     for paragraph in text.split('\n') {
         let mut line = String::new();
         for word in paragraph.split_whitespace() {
-            let word = cut(word, room);
-            let needed =
-                line.chars().count() + usize::from(!line.is_empty()) + word.chars().count();
-            if !line.is_empty() && needed > room {
-                lines.push(format!("{pad}{line}"));
-                line.clear();
+            let chars: Vec<char> = word.chars().collect();
+            for piece in chars.chunks(room) {
+                let piece: String = piece.iter().collect();
+                let used = line.chars().count();
+                if used > 0 && used + 1 + piece.chars().count() > room {
+                    lines.push(format!("{pad}{line}"));
+                    line.clear();
+                }
+                if !line.is_empty() {
+                    line.push(' ');
+                }
+                line.push_str(&piece);
             }
-            if !line.is_empty() {
-                line.push(' ');
-            }
-            line.push_str(&word);
         }
         lines.push(format!("{pad}{line}"));
     }
