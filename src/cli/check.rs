@@ -62,12 +62,16 @@ pub struct Args {
     /// Print the time each policy package took on stderr.
     #[arg(long)]
     pub profile: bool,
+
+    /// Write the report to this file (atomically) instead of stdout.
+    #[arg(short = 'o', long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Runs `cabgate check`.
 pub fn run(args: Args) -> Outcome {
     let name = args.spec.display().to_string();
-    let color = std::io::stdout().is_terminal();
+    let color = args.output.is_none() && std::io::stdout().is_terminal();
     // Read the baseline first: a wrong path should not cost a full live read.
     let baseline = match &args.baseline {
         Some(path) => Some(Baseline::load(path).map_err(Failure::invalid)?),
@@ -80,7 +84,7 @@ pub fn run(args: Args) -> Outcome {
             let report = Report::new(name, invalid.findings);
             let context =
                 Context { source: invalid.source.as_deref(), spans: Some(&invalid.spans), color };
-            emit(&report, args.format, &context, &BTreeSet::new())?;
+            emit(&report, &args, &context, &BTreeSet::new())?;
             return Ok(Exit::Invalid);
         }
     };
@@ -111,7 +115,7 @@ pub fn run(args: Args) -> Outcome {
     };
     let report = Report::new(name, findings);
     let context = Context { source: Some(&loaded.source), spans: Some(&loaded.spans), color };
-    emit(&report, args.format, &context, &accepted)?;
+    emit(&report, &args, &context, &accepted)?;
     Ok(Exit::for_report(&report, args.fail_on.into()))
 }
 
@@ -171,20 +175,26 @@ fn read_snapshot_file(
     Ok((document, taken_at))
 }
 
-/// Renders the report to stdout; in JSON, marks the findings the baseline accepted.
+/// Renders the report to stdout or, atomically, to `--output`; in JSON, marks the findings the
+/// baseline accepted.
 fn emit(
     report: &Report,
-    format: Format,
+    args: &Args,
     context: &Context<'_>,
     accepted: &BTreeSet<BaselineKey>,
 ) -> Result<(), Failure> {
-    let text = if format == Format::Json && !accepted.is_empty() {
+    let text = if args.format == Format::Json && !accepted.is_empty() {
         json_with_baseline(report, accepted)
     } else {
-        report::render(report, format, context)
+        report::render(report, args.format, context)
     };
-    print_stdout(&text)
-        .map_err(|error| Failure::runtime(miette::miette!("cannot write the report: {error}")))
+    match &args.output {
+        Some(path) => write_atomically(path, text.as_bytes()).map_err(|error| {
+            Failure::runtime(miette::miette!("cannot write the report {}: {error}", path.display()))
+        }),
+        None => print_stdout(&text)
+            .map_err(|error| Failure::runtime(miette::miette!("cannot write the report: {error}"))),
+    }
 }
 
 /// The JSON report with `"baseline": true` on accepted findings and `summary.baselined`: added
