@@ -218,6 +218,13 @@ fn intro(t: &mut Text, sim: &sim::Running, receiver: &Receiver) {
          sandbox does not.",
     );
     t.blank();
+    t.line("What you will see:");
+    t.line("  1. lint: the spec is checked offline, as CI does on every change to it;");
+    t.line("  2. check: the live Bytebase workspace is compared with the spec (drift);");
+    t.line("  3. apply: a change goes through the CAB to production, step by step;");
+    t.line("  4. apply: a change the CAB rejects, with its reason written back;");
+    t.line("  5. apply: a change that bypassed approval raises an alert, once.");
+    t.blank();
     t.line(&format!("  Bytebase emulator     {}", sim.bytebase_url()));
     t.line(&format!("  ServiceNow emulator   {}", sim.servicenow_url()));
     t.line(&format!("  alert receiver        {}", receiver.url()));
@@ -735,7 +742,8 @@ fn summary(ctx: &mut Ctx) {
     t.labelled(
         2,
         "README.md: ",
-        "\"Quick start\", \"The bridge spec\", \"Finding codes\" and \"The sync runner\".",
+        "\"Quick start\", \"The bridge spec\", \"Finding codes\", \"The sync runner\" and \"Trying it \
+         against the emulators\".",
     );
     t.labelled(
         2,
