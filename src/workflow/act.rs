@@ -148,7 +148,9 @@ impl<B: Bytebase, S: ServiceNow> Target<'_, B, S> {
             correlation_id: correlation,
         });
         self.record.plan_version = Some(plan.version);
-        if change.state == "new" {
+        // Only a CHG never sent to the CAB is sent now: one found by its correlation id may
+        // already carry the CAB's decision (a rejected CHG is back in New), which must stand.
+        if change.state == "new" && change.approval == "not_requested" {
             self.servicenow.set_state(&change.sys_id, "assess").await?;
         }
         Ok(Outcome::Done(format!("{} opened and sent to the CAB", change.number)))

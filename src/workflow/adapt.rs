@@ -2,7 +2,7 @@
 //! models become the workflow's views, and client errors become [`ErrorKind`]s.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
@@ -363,7 +363,7 @@ mod keys {
 /// [`Store`]: crate::workflow::port::Store
 pub struct StorePort {
     store: Box<dyn crate::store::Store>,
-    outbox: crate::alert::Outbox,
+    outbox: Arc<crate::alert::Outbox>,
     sinks: Vec<crate::spec::model::Sink>,
     actor: String,
     revisions: Mutex<BTreeMap<String, i64>>,
@@ -387,11 +387,23 @@ impl StorePort {
     ) -> StorePort {
         StorePort {
             store,
-            outbox,
+            outbox: Arc::new(outbox),
             sinks: alerts.sinks.clone(),
             actor: actor.to_owned(),
             revisions: Mutex::new(BTreeMap::new()),
             clock,
+        }
+    }
+
+    /// The same sinks and settings over a freshly opened store: what a restarted runner has.
+    pub fn reopen(&self, store: Box<dyn crate::store::Store>) -> StorePort {
+        StorePort {
+            store,
+            outbox: self.outbox.clone(),
+            sinks: self.sinks.clone(),
+            actor: self.actor.clone(),
+            revisions: Mutex::new(BTreeMap::new()),
+            clock: self.clock.clone(),
         }
     }
 

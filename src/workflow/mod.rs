@@ -8,6 +8,7 @@
 
 pub mod act;
 pub mod adapt;
+pub mod bench;
 pub mod decide;
 pub mod facts;
 pub mod listen;

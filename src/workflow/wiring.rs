@@ -87,7 +87,11 @@ pub fn connect(loaded: &LoadedSpec, options: &Options) -> Result<Engine, WiringE
             base_delay: Duration::from_millis(2),
             max_delay: Duration::from_millis(20),
         };
-        sn_options.retry = servicenow::retry::RetryPolicy::fast();
+        sn_options.retry = servicenow::retry::RetryPolicy {
+            // Tests: a 429's `Retry-After` (whole seconds) is cut to milliseconds.
+            rate_limit_cap: Duration::from_millis(20),
+            ..servicenow::retry::RetryPolicy::fast()
+        };
         delivery.base_delay = Duration::ZERO;
         delivery.max_delay = Duration::ZERO;
     }
@@ -115,6 +119,23 @@ pub fn connect(loaded: &LoadedSpec, options: &Options) -> Result<Engine, WiringE
         settings,
         metrics: Arc::new(Metrics::default()),
         clock: options.clock.clone(),
+    })
+}
+
+/// The runner after a crash: the same clients (connections and tokens are not workflow state),
+/// everything else rebuilt from the store at `state_url`, reopened.
+pub fn restart(engine: Engine, state_url: &str, spec_dir: &Path) -> Result<Engine, WiringError> {
+    let store = crate::store::open(state_url, spec_dir)?;
+    let Runner { bytebase, servicenow, store: old, settings, clock, .. } = engine;
+    let store = old.reopen(store);
+    drop(old);
+    Ok(Runner {
+        bytebase,
+        servicenow: ServiceNowPort::new(servicenow.client),
+        store,
+        settings,
+        metrics: Arc::new(Metrics::default()),
+        clock,
     })
 }
 
