@@ -488,6 +488,11 @@ async fn approve_cycle(ctx: &mut Ctx, engine: &Engine) -> Result<(), DemoError> 
     // b) The CAB approves, in ServiceNow.
     ctx.text.blank();
     ctx.text.line("  b) The CAB approves the CHG in ServiceNow.");
+    ctx.text.para(
+        4,
+        "(The demo plays Carol, a member of the Database CAB group, through the ServiceNow \
+         emulator's control API: what clicking Approve on the CHG does.)",
+    );
     ctx.cab_decides(&number, "approve", APPROVER, APPROVAL_NOTE, STEP).await?;
     let change = ctx.read_change(&sys_id, STEP).await?;
     let approvers = ctx.servicenow.approvers(&sys_id).await.map_err(|e| fail(STEP, e))?;
@@ -524,6 +529,11 @@ async fn approve_cycle(ctx: &mut Ctx, engine: &Engine) -> Result<(), DemoError> 
         by.join(", ")
     ));
     ctx.text.para(6, &format!("\"{}\"", one_line(&comment)));
+    ctx.text.para(
+        4,
+        "Bytebase records the bridge as the approver (it alone holds the CAB approver role); \
+         the comment names the CAB member and the CHG, for the audit trail on both sides.",
+    );
     ensure(issue.approval_status == ApprovalStatus::Approved, STEP, || {
         format!("issue 101 should be APPROVED, it is {}", issue.approval_status)
     })?;
