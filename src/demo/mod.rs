@@ -11,6 +11,10 @@
 //! `cabgate apply` ([`crate::workflow`]) driven one pass at a time. The world and the spec are
 //! compiled in (`fixtures/worlds/demo.yaml`, `fixtures/specs/demo.yaml`), so the demo runs from
 //! any directory. Time-dependent steps move the emulators' clock instead of sleeping.
+//!
+//! NOTE: the demo calls the runner's `pass` itself, one pass per narrated step, so that each
+//! step's outcome can be shown before the next; the loop of `cabgate apply` (poll interval,
+//! webhook wake-ups, SIGTERM between actions) is not exercised here but in the apply tests.
 
 pub mod receiver;
 pub mod text;
