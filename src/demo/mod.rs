@@ -11,6 +11,10 @@
 //! `cabgate apply` ([`crate::workflow`]) driven one pass at a time. The world and the spec are
 //! compiled in (`fixtures/worlds/demo.yaml`, `fixtures/specs/demo.yaml`), so the demo runs from
 //! any directory. Time-dependent steps move the emulators' clock instead of sleeping.
+//!
+//! NOTE: the demo calls the runner's `pass` itself, one pass per narrated step, so that each
+//! step's outcome can be shown before the next; the loop of `cabgate apply` (poll interval,
+//! webhook wake-ups, SIGTERM between actions) is not exercised here but in the apply tests.
 
 pub mod receiver;
 pub mod text;
@@ -217,6 +221,13 @@ fn intro(t: &mut Text, sim: &sim::Running, receiver: &Receiver) {
          company is \"Acme\": projects payments and ledger-eu hold production data (governed), \
          sandbox does not.",
     );
+    t.blank();
+    t.line("What you will see:");
+    t.line("  1. lint: the spec is checked offline, as CI does on every change to it;");
+    t.line("  2. check: the live Bytebase workspace is compared with the spec (drift);");
+    t.line("  3. apply: a change goes through the CAB to production, step by step;");
+    t.line("  4. apply: a change the CAB rejects, with its reason written back;");
+    t.line("  5. apply: a change that bypassed approval raises an alert, once.");
     t.blank();
     t.line(&format!("  Bytebase emulator     {}", sim.bytebase_url()));
     t.line(&format!("  ServiceNow emulator   {}", sim.servicenow_url()));
@@ -481,6 +492,11 @@ async fn approve_cycle(ctx: &mut Ctx, engine: &Engine) -> Result<(), DemoError> 
     // b) The CAB approves, in ServiceNow.
     ctx.text.blank();
     ctx.text.line("  b) The CAB approves the CHG in ServiceNow.");
+    ctx.text.para(
+        4,
+        "(The demo plays Carol, a member of the Database CAB group, through the ServiceNow \
+         emulator's control API: what clicking Approve on the CHG does.)",
+    );
     ctx.cab_decides(&number, "approve", APPROVER, APPROVAL_NOTE, STEP).await?;
     let change = ctx.read_change(&sys_id, STEP).await?;
     let approvers = ctx.servicenow.approvers(&sys_id).await.map_err(|e| fail(STEP, e))?;
@@ -517,6 +533,11 @@ async fn approve_cycle(ctx: &mut Ctx, engine: &Engine) -> Result<(), DemoError> 
         by.join(", ")
     ));
     ctx.text.para(6, &format!("\"{}\"", one_line(&comment)));
+    ctx.text.para(
+        4,
+        "Bytebase records the bridge as the approver (it alone holds the CAB approver role); \
+         the comment names the CAB member and the CHG, for the audit trail on both sides.",
+    );
     ensure(issue.approval_status == ApprovalStatus::Approved, STEP, || {
         format!("issue 101 should be APPROVED, it is {}", issue.approval_status)
     })?;
@@ -735,7 +756,8 @@ fn summary(ctx: &mut Ctx) {
     t.labelled(
         2,
         "README.md: ",
-        "\"Quick start\", \"The bridge spec\", \"Finding codes\" and \"The sync runner\".",
+        "\"Quick start\", \"The bridge spec\", \"Finding codes\", \"The sync runner\" and \"Trying it \
+         against the emulators\".",
     );
     t.labelled(
         2,

@@ -137,3 +137,37 @@ fn keep_running_prints_urls_and_a_check_command_that_works() {
     assert!(status.success(), "{status:?}");
     assert!(!std::path::Path::new(spec).exists(), "{spec} left behind");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_that_fails_stops_the_demo_with_its_name() {
+    use cabgate::demo::{self, DemoError, Options};
+
+    // The output breaks after the intro and the lint section: the demo stops there and says
+    // which step failed, instead of carrying on or panicking.
+    let mut sections = Vec::new();
+    let mut emit = |text: &str| {
+        sections.push(text.to_owned());
+        if sections.len() == 2 {
+            return Err(DemoError { step: "output".into(), what: "disk full".into() });
+        }
+        Ok(())
+    };
+    let error = demo::run(Options::default(), &mut emit).await.unwrap_err();
+    assert_eq!(error.to_string(), "demo step \"output\" failed: disk full");
+    assert_eq!(sections.len(), 2);
+    assert!(sections[1].contains("1. Lint the spec"), "{}", sections[1]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulators_stay_up_after_the_narration_until_dropped() {
+    use cabgate::demo::{self, Options};
+
+    let mut emit = |_: &str| Ok(());
+    let running = demo::run(Options::default(), &mut emit).await.unwrap();
+    let url = format!("{}/_sim/clock", running.sim.bytebase_url());
+    let answer = reqwest::get(&url).await.unwrap();
+    assert!(answer.status().is_success());
+    // The spec to print holds the real addresses, no placeholder.
+    assert!(running.spec_text.contains(running.sim.servicenow_url()));
+    assert!(!running.spec_text.contains("BYTEBASE_URL"));
+}
