@@ -9,11 +9,13 @@
 //!   live Bytebase configuration;
 //! - [`workflow`] is the CHG state machine (observe, decide, act), with [`alert`] and [`store`];
 //! - [`sim`] holds the emulators of both APIs that tests and `cabgate demo` run against;
+//! - [`demo`] narrates cabgate's whole job against them (`cabgate demo`);
 //! - [`cli`] has one file per command.
 
 pub mod alert;
 pub mod bytebase;
 pub mod cli;
+pub mod demo;
 pub mod finding;
 pub mod live;
 pub mod policy;

@@ -4,6 +4,11 @@
 //! connection pool and the concurrency limit. Every call goes through [`Client::call`], which
 //! renews the token before it expires (and once on a 401), retries transient failures with
 //! backoff, decodes the error body and names the call in every error.
+//!
+//! What is retried: reads, on any 5xx, 429, timeout or broken connection; writes, only when the
+//! server cannot have applied them (429, 503, a connection that never opened). A write whose
+//! answer was lost is reported, not re-sent: its caller re-observes and decides (the `apply`
+//! engine guards every action with a fresh precondition).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -358,7 +363,11 @@ impl Client {
                     span.record("http.status", status.as_u16());
                     let error = api_error(call, status, &body);
                     tracing::debug!(parent: &span, elapsed_ms, %error, "bytebase refused");
-                    let retryable = error.is_transient();
+                    // 429 and 503 say the request was not processed, so any call may be sent
+                    // again. Another 5xx may come after a write landed (Bytebase answers 500 to
+                    // an approval of a SKIPPED issue, for one), so only reads retry it.
+                    let unprocessed = matches!(status.as_u16(), 429 | 503);
+                    let retryable = error.is_transient() && (unprocessed || method == Method::GET);
                     (error, retry_after, retryable)
                 }
                 Attempt::Failed { error } => {

@@ -30,6 +30,9 @@ impl AccessToken {
     /// Wraps a token returned by login, obtained at `now`.
     pub fn new(secret: String, now: DateTime<Utc>) -> Self {
         let renew_at = match expiry(&secret) {
+            // A token shorter-lived than the margin is used for half its life, not re-fetched
+            // before every call.
+            Some(exp) if exp - RENEW_MARGIN <= now => now + (exp - now) / 2,
             Some(exp) => exp - RENEW_MARGIN,
             None => now + UNKNOWN_LIFETIME,
         };
@@ -112,6 +115,10 @@ mod tests {
         let token = AccessToken::new(jwt, now);
         assert!(!token.needs_renewal(now));
         assert!(token.needs_renewal(now + TimeDelta::minutes(56)));
+
+        let short = AccessToken::new(format!("x.{}.sig", encode(r#"{"exp":1796295720}"#)), now);
+        assert!(!short.needs_renewal(now + TimeDelta::seconds(59)));
+        assert!(short.needs_renewal(now + TimeDelta::seconds(60)));
 
         let opaque = AccessToken::new("not-a-jwt".into(), now);
         assert!(!opaque.needs_renewal(now + TimeDelta::minutes(9)));

@@ -23,7 +23,7 @@ use crate::cli::snapshot::read_live;
 use crate::cli::{Failure, Outcome, print_stdout};
 use crate::finding::{Exit, Finding, Report};
 use crate::live;
-use crate::policy::{self, PolicyError};
+use crate::policy;
 use crate::report::{self, Context, Format};
 use crate::spec::{self, LoadedSpec, SpecError};
 
@@ -123,14 +123,9 @@ fn evaluate(
     args: &Args,
 ) -> Result<Vec<Finding>, Failure> {
     let options = policy::Options { user_dirs: args.policies.clone(), now };
-    let evaluation = match policy::evaluate(loaded, Some(live), &options) {
-        Ok(evaluation) => evaluation,
-        // A policy that cannot be read or compiled is bad `--policy` input.
-        Err(error @ (PolicyError::Read { .. } | PolicyError::Parse { .. })) => {
-            return Err(Failure::invalid(error));
-        }
-        Err(error) => return Err(Failure::runtime(error)),
-    };
+    // As in `lint`: a policy that cannot be read, compiled or evaluated makes the `--policy`
+    // input (or the build) unusable, which is exit 2, not a remote failure.
+    let evaluation = policy::evaluate(loaded, Some(live), &options).map_err(Failure::invalid)?;
     if args.profile {
         let total: std::time::Duration = evaluation.profile.iter().map(|(_, t)| *t).sum();
         let mut lines = String::from("policy evaluation time:\n");

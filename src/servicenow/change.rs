@@ -423,6 +423,9 @@ impl Client {
 
     /// Appends a work note. A journal append is not idempotent: when the response is lost, the
     /// journal is read before writing again, so the note appears once.
+    ///
+    /// NOTE: the check matches on the text: if the same note was already in the journal from an
+    /// earlier write, a lost response is taken as success rather than writing it a second time.
     pub async fn add_work_note(&self, sys_id: &SysId, text: &str) -> Result<(), Error> {
         let mut fields = Map::new();
         fields.insert("work_notes".into(), Value::String(text.to_owned()));

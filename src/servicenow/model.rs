@@ -4,6 +4,11 @@
 //! keeps unknown variants (`State::Other`), because instances add states and an unknown state must
 //! park an issue, never approve it. Only stored values are read (never labels, which follow the
 //! user's locale).
+//!
+//! NOTE: the known values are the base change model's. cabgate does not load the instance's
+//! choice lists (`sys_choice`) or ask `sn_chg_rest`'s `nextstates`, so a custom model's states
+//! read as [`State::Other`] (the engine parks the issue) and a custom transition rule shows up
+//! only as [`crate::servicenow::Error::StateNotChanged`] after the write.
 
 use std::fmt;
 

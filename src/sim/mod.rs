@@ -192,7 +192,12 @@ pub struct Running {
     clock: Clock,
     recorder: Arc<Recorder>,
     emulator: Arc<bytebase::Emulator>,
-    tasks: Vec<JoinHandle<()>>,
+    /// Dropping or sending on it starts the servers' graceful shutdown.
+    stop_tx: Option<tokio::sync::watch::Sender<bool>>,
+    /// The two servers.
+    servers: Vec<JoinHandle<()>>,
+    /// The background-job ticker.
+    ticker: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -226,14 +231,25 @@ impl Running {
         self.emulator.step()
     }
 
-    /// Stops both servers.
+    /// Stops both servers: no new connections, idle keep-alive connections closed, requests in
+    /// flight finished (for at most a second).
     pub async fn shutdown(mut self) {
         self.stop();
+        for server in self.servers.drain(..) {
+            let abort = server.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(1), server).await.is_err() {
+                abort.abort();
+            }
+        }
     }
 
+    /// Signals the servers and stops the ticker; the servers then end on their own.
     fn stop(&mut self) {
-        for task in self.tasks.drain(..) {
-            task.abort();
+        if let Some(stop) = self.stop_tx.take() {
+            let _ = stop.send(true);
+        }
+        if let Some(ticker) = self.ticker.take() {
+            ticker.abort();
         }
     }
 }
@@ -282,19 +298,28 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
     };
     let bytebase_listener = bytebase_listener.tap_io(nodelay);
     let servicenow_listener = servicenow_listener.tap_io(nodelay);
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(bytebase_listener, bytebase_app).await {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        // A send or the sender's drop both mean stop.
+        let _ = rx.changed().await;
+    };
+    let mut servers = Vec::new();
+    let signal = stopped(stop_rx.clone());
+    servers.push(tokio::spawn(async move {
+        let serve = axum::serve(bytebase_listener, bytebase_app).with_graceful_shutdown(signal);
+        if let Err(e) = serve.await {
             tracing::error!(error = %e, "the Bytebase emulator stopped");
         }
     }));
-    tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(servicenow_listener, servicenow_app).await {
+    let signal = stopped(stop_rx);
+    servers.push(tokio::spawn(async move {
+        let serve = axum::serve(servicenow_listener, servicenow_app).with_graceful_shutdown(signal);
+        if let Err(e) = serve.await {
             tracing::error!(error = %e, "the ServiceNow emulator stopped");
         }
     }));
     let ticker = emulator.clone();
-    tasks.push(tokio::spawn(async move {
+    let ticker = Some(tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_millis(20));
         loop {
             interval.tick().await;
@@ -307,7 +332,9 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
         clock,
         recorder,
         emulator,
-        tasks,
+        stop_tx: Some(stop_tx),
+        servers,
+        ticker,
     })
 }
 

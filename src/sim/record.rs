@@ -52,6 +52,9 @@ pub struct Exchange {
 }
 
 /// The shared recording of both emulators.
+///
+/// NOTE: unbounded; long `cabgate sim` sessions should `DELETE /_sim/requests` now and then (or
+/// run with recording off through `Options::record`).
 #[derive(Debug, Default)]
 pub struct Recorder {
     exchanges: Mutex<Vec<Exchange>>,

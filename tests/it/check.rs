@@ -585,3 +585,68 @@ fn debug_logs_show_each_call_and_never_a_secret() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains(KEY) && !stdout.contains("eyJ"));
 }
+
+#[test]
+fn user_policies_see_the_live_snapshot_and_fail_on_sets_the_threshold() {
+    let sim = sim::start_blocking(world("compliant"), Options::default()).unwrap();
+    let folder = tempfile::tempdir().unwrap();
+    let spec = spec_file(folder.path(), sim.bytebase_url());
+    let spec = spec.to_str().unwrap();
+    let policies = folder.path().join("acme");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("webhooks.rego"),
+        r#"package cabgate.rules.acme.webhooks
+
+findings contains f if {
+	some project in input.live.projects
+	input.index.governedProjects[project.name]
+	not has_teams_hook(project)
+	f := {
+		"code": "acme/no-relay-webhook",
+		"severity": "warning",
+		"message": concat("", [project.name, " has no Teams webhook to wake the bridge"]),
+		"resource": project.name,
+		"path": "/bytebase/projects",
+	}
+}
+
+has_teams_hook(project) if {
+	some hook in project.webhooks
+	hook.type == "TEAMS"
+}
+"#,
+    )
+    .unwrap();
+    let dir = policies.to_str().unwrap();
+    let run = cabgate(&["check", spec, "--format", "json", "--policy", dir], KEY);
+    assert_eq!(run.code, 0, "a warning does not fail the run by default: {}", run.stderr);
+    let findings = essentials(&run.json());
+    assert_eq!(
+        findings,
+        [
+            serde_json::json!({"code": "acme/no-relay-webhook", "resource": "projects/ledger-eu", "via": []})
+        ]
+    );
+    let strict =
+        cabgate(&["check", spec, "--format", "json", "--policy", dir, "--fail-on", "warning"], KEY);
+    assert_eq!(strict.code, 1, "{}", strict.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_answered_with_500_is_not_sent_again() {
+    let sim = sim::start(world("compliant"), Options::default()).await.unwrap();
+    let client = test_client(sim.bytebase_url(), 1000);
+    // Approving a SKIPPED issue is a 500 in Bytebase ("approval template is required").
+    let issue = "projects/sandbox/issues/202";
+    assert_eq!(
+        client.get_issue(issue).await.unwrap().approval_status,
+        cabgate::bytebase::models::ApprovalStatus::Skipped
+    );
+    let error = client.approve_issue(issue, "CAB approved CHG0001").await.unwrap_err();
+    assert_eq!(error.code(), Some(cabgate::bytebase::Code::Internal), "{error}");
+    assert!(error.to_string().contains(&format!("POST /v1/{issue}:approve")), "{error}");
+    assert_eq!(client.stats().retries, 0);
+    let approvals = sim.requests().iter().filter(|e| e.path.ends_with(":approve")).count();
+    assert_eq!(approvals, 1);
+}

@@ -194,3 +194,18 @@ fn invalid_yaml_is_reported_as_findings_with_places() {
         .expect("the duplicate key is reported");
     assert_eq!(duplicate["location"]["line"], 2);
 }
+
+#[test]
+fn an_unsafe_workflow_fails_with_the_transition_located() {
+    let output = lint(&["fixtures/specs/unsafe-workflow.yaml", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let unsafe_finding = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["code"] == "workflow/unsafe")
+        .expect("workflow/unsafe is reported");
+    assert_eq!(unsafe_finding["location"]["line"], 28, "{unsafe_finding:#}");
+    assert!(unsafe_finding["message"].as_str().unwrap().contains("approve-early"));
+}

@@ -245,3 +245,19 @@ fn markdown_has_a_verdict_and_a_row_per_finding() {
     assert_eq!(text.lines().filter(|l| l.starts_with("| ")).count(), 1 + 6);
     assert!(text.contains("| ➖ waived |"));
 }
+
+/// The human report of real policy findings, end to end: load, evaluate, render.
+#[test]
+fn human_report_of_policy_findings_snapshot() {
+    let name = "fixtures/specs/unsafe-workflow.yaml";
+    let loaded = spec::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join(name)).unwrap();
+    let options = cabgate::policy::Options {
+        user_dirs: Vec::new(),
+        now: "2026-12-01T00:00:00Z".parse().unwrap(),
+    };
+    let evaluation = cabgate::policy::evaluate(&loaded, None, &options).unwrap();
+    let report = Report::new(name, evaluation.findings);
+    let context =
+        Context { source: Some(&loaded.source), spans: Some(&loaded.spans), color: false };
+    snapshot("human_policy", &report::render(&report, Format::Human, &context));
+}

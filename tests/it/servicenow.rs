@@ -807,35 +807,32 @@ async fn no_credential_appears_in_trace_logs() {
     }
 }
 
-/// Starts the emulator behind the shared sim's seeded fault layer (5xx, 429, connection resets
-/// before the handler, responses lost after it), as `sim::start` will serve it.
-async fn start_faulty(seed: u64) -> (String, Arc<cabgate::sim::Recorder>) {
+/// Starts both emulators with `sim::start` and seeded faults on ServiceNow (5xx, 429,
+/// connection resets before the handler, responses lost after it).
+async fn start_faulty(seed: u64) -> cabgate::sim::Running {
     use cabgate::sim::faults::{FaultSpec, Server};
-    use cabgate::sim::record::{LayerState, layer};
-    let world: World = serde_json::from_value(world()).unwrap();
-    let faults =
-        FaultSpec { error_5xx: 0.08, too_many: 0.04, reset: 0.08, lost: 0.1, ..FaultSpec::none() };
-    let recorder = Arc::new(cabgate::sim::Recorder::default());
-    let state = Arc::new(LayerState::new(
-        Server::Servicenow,
-        recorder.clone(),
-        faults,
-        seed,
-        Duration::ZERO,
-        true,
-    ));
-    let app = router(world, Clock::new()).layer(middleware::from_fn_with_state(state, layer));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (base, recorder)
+    let world = cabgate::sim::World {
+        servicenow: serde_json::from_value(world()).unwrap(),
+        ..Default::default()
+    };
+    let faults = FaultSpec {
+        error_5xx: 0.08,
+        too_many: 0.04,
+        reset: 0.08,
+        lost: 0.1,
+        server: Some(Server::Servicenow),
+        ..FaultSpec::none()
+    };
+    let options = cabgate::sim::Options { seed, faults, ..Default::default() };
+    cabgate::sim::start(world, options).await.unwrap()
 }
 
 #[tokio::test]
 async fn seeded_faults_never_yield_two_changes_or_a_false_success() {
     let http = reqwest::Client::new();
     for seed in 1..=4 {
-        let (base, recorder) = start_faulty(seed).await;
+        let sim = start_faulty(seed).await;
+        let base = sim.servicenow_url().to_owned();
         // The fault layer's 429s ask for 1 s; the cap keeps this test fast.
         let retry = RetryPolicy {
             max_attempts: 8,
@@ -873,7 +870,7 @@ async fn seeded_faults_never_yield_two_changes_or_a_false_success() {
         let rows = rows["result"].as_array().unwrap();
         assert_eq!(rows.len(), 3, "seed {seed}: one CHG per issue");
         assert!(rows.iter().all(|r| r["state"] == "3"));
-        let faults: Vec<&str> = recorder.snapshot().iter().filter_map(|e| e.fault).collect();
+        let faults: Vec<&str> = sim.requests().iter().filter_map(|e| e.fault).collect();
         for kind in ["5xx", "reset", "lost"] {
             assert!(faults.contains(&kind), "seed {seed}: no {kind} was injected: {faults:?}");
         }

@@ -1148,3 +1148,44 @@ async fn create_rollout_is_idempotent_and_batch_run_takes_one_environment() {
         .await;
     assert_eq!(error_code(status, &body), (400, 3), "one environment per batchRun");
 }
+
+#[tokio::test]
+async fn every_world_fixture_starts() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worlds");
+    let mut started = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        // Other areas keep specs next to their worlds; a world has a top-level system key.
+        let is_world =
+            text.lines().any(|l| l.starts_with("bytebase:") || l.starts_with("servicenow:"))
+                && !text.lines().any(|l| l.starts_with("version:"));
+        if path.extension().is_some_and(|e| e == "yaml") && is_world {
+            let world = World::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let running = sim::start(world, Options::default()).await.unwrap();
+            let status = reqwest::get(format!("{}/v1/subscription", running.bytebase_url()))
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, 200, "{}", path.display());
+            running.shutdown().await;
+            started += 1;
+        }
+    }
+    assert!(started >= 2, "basic.yaml and drift.yaml at least");
+}
+
+#[tokio::test]
+async fn the_drifted_world_lets_changes_escape() {
+    let world = World::load(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worlds/drift.yaml"));
+    let env = Env::start(world.unwrap()).await;
+    assert_eq!(env.issue("projects/payments/issues/201").await["approvalStatus"], "SKIPPED");
+    // A dev change is SKIPPED and rolls out by itself (dev is automatic, runs take 0s).
+    let name = env
+        .create_issue("payments", "alice@acme.example", &["instances/dev-pg/databases/payments"])
+        .await;
+    let issue = env.issue(&name).await;
+    assert_eq!(issue["approvalStatus"], "SKIPPED");
+    let (_, rollout) = env.get(&format!("/v1/{}/rollout", issue["plan"].as_str().unwrap())).await;
+    assert_eq!(rollout["stages"][0]["tasks"][0]["status"], "DONE", "{rollout}");
+}

@@ -1,18 +1,19 @@
-//! Conformance tests of the ServiceNow emulator, over HTTP only: one test per pitfall of §7 of
-//! the ServiceNow reference, and the Table API, auth, change model and approval behaviours the
-//! clients rely on.
+//! Conformance tests of the ServiceNow emulator, over HTTP only, through `sim::start`: one test
+//! per pitfall of §7 of the ServiceNow reference, and the Table API, auth, change model and
+//! approval behaviours the clients rely on.
 
 use cabgate::sim::clock::Clock;
-use cabgate::sim::servicenow::{World, router};
+use cabgate::sim::servicenow::World;
 use chrono::TimeDelta;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-/// A running emulator on a loopback port.
+/// The ServiceNow emulator started by `sim::start` (recording layer included, no faults).
 struct Sim {
     base: String,
     clock: Clock,
     http: reqwest::Client,
+    _running: cabgate::sim::Running,
 }
 
 const USER: &str = "cabgate";
@@ -46,13 +47,14 @@ fn world() -> Value {
 }
 
 async fn start(world: Value) -> Sim {
-    let world: World = serde_json::from_value(world).expect("world");
+    let servicenow: World = serde_json::from_value(world).expect("world");
+    let world = cabgate::sim::World { servicenow, ..cabgate::sim::World::default() };
     let clock = Clock::new();
-    let app = router(world, clock.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Sim { base: format!("http://{addr}"), clock, http: reqwest::Client::new() }
+    let options =
+        cabgate::sim::Options { clock: clock.clone(), ..cabgate::sim::Options::default() };
+    let running = cabgate::sim::start(world, options).await.expect("sim starts");
+    let base = running.servicenow_url().to_string();
+    Sim { base, clock, http: reqwest::Client::new(), _running: running }
 }
 
 async fn body(response: reqwest::Response) -> Value {
@@ -970,6 +972,7 @@ async fn incidents_are_created_and_read() {
     assert_eq!(incident["number"], "INC0010001");
     assert_eq!(incident["state"], "1");
     assert_eq!(incident["urgency"], "1");
+    assert_eq!(incident["priority"], "3", "impact 3 × urgency 1");
     assert_eq!(incident["caller_id"], caller);
     let id = incident["sys_id"].as_str().unwrap();
     let read = sim.get(&format!("/api/now/v2/table/incident/{id}")).await;
@@ -1216,35 +1219,19 @@ async fn without_a_cab_group_the_assignment_group_approves() {
     assert_eq!(approvers, vec!["bob"]);
 }
 
-/// YAML to JSON, enough for world files (simbb's loader does the same for the whole world).
-fn yaml_to_json(yaml: &saphyr::Yaml) -> Value {
-    use saphyr::{Scalar, Yaml};
-    match yaml {
-        Yaml::Value(Scalar::Null) => Value::Null,
-        Yaml::Value(Scalar::Boolean(b)) => json!(b),
-        Yaml::Value(Scalar::Integer(i)) => json!(i),
-        Yaml::Value(Scalar::FloatingPoint(f)) => json!(f.into_inner()),
-        Yaml::Value(Scalar::String(s)) => json!(s),
-        Yaml::Sequence(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
-        Yaml::Mapping(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.as_str().expect("string key").to_string(), yaml_to_json(v)))
-                .collect(),
-        ),
-        other => panic!("unexpected YAML node {other:?}"),
-    }
-}
-
 #[tokio::test]
 async fn the_fixture_world_loads_with_a_change_awaiting_the_cab() {
-    use saphyr::LoadableYamlNode;
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worlds/servicenow-cab.yaml");
-    let text = std::fs::read_to_string(path).unwrap();
-    let docs = saphyr::Yaml::load_from_str(&text).unwrap();
-    let section = yaml_to_json(&docs[0])["servicenow"].clone();
-    let world: World = serde_json::from_value(section.clone()).expect("the section is a World");
-    assert_eq!(world.users.len(), 5);
-    let sim = start(section).await;
+    let world = cabgate::sim::World::load(path).expect("the fixture is a world");
+    assert_eq!(world.servicenow.problems(), Vec::<String>::new());
+    assert_eq!(world.servicenow.users.len(), 5);
+    let running = cabgate::sim::start(world, cabgate::sim::Options::default()).await.unwrap();
+    let sim = Sim {
+        base: running.servicenow_url().to_string(),
+        clock: running.clock().clone(),
+        http: reqwest::Client::new(),
+        _running: running,
+    };
     let waiting = sim
         .http
         .get(sim.url("/api/now/v2/table/change_request?sysparm_query=approval=requested"))

@@ -70,6 +70,11 @@ pub fn issue_source(db: &Db, issue: &IssueRec) -> Option<&'static str> {
 
 type Vars = HashMap<String, HashMap<String, Value>>;
 
+// NOTE: only `resource.*`, `issue.labels` and `risk.level` are bound. The emulator does not
+// parse SQL, so `statement.*` (and the per-table expansion) is missing: a rule on it errors and
+// never matches, as it would in Bytebase for a statement it cannot classify. `request.*` of
+// ROLE_GRANT / ACCESS_GRANT issues is not bound either.
+
 /// One variable map per target of the issue's plan (at least one).
 fn target_variables(db: &Db, issue: &IssueRec) -> Vec<Vars> {
     let project_id = Value::String(Arc::new(issue.project.clone()));

@@ -41,6 +41,8 @@ pub fn project_iam(db: &mut Db, call: &Call, args: &[String]) -> ApiResult {
 }
 
 /// An IAM policy in the API's JSON shape.
+///
+/// NOTE: `parsedExpr` (the CEL AST Bytebase adds next to a condition) is not produced.
 pub fn policy_json(policy: &PolicyRec) -> Value {
     let bindings = policy
         .bindings

@@ -549,6 +549,9 @@ fn review_call(db: &mut Db, call: &Call, args: &[String], action: Review) -> Api
 }
 
 /// Applies a review action as `actor`, with Bytebase's checks; returns the issue.
+///
+/// NOTE: plan edits are not emulated beyond `:request`, so the stale-input check
+/// (`approvalInputVersion`) never fires, and `allowLastPlanEditorApproval` is not modelled.
 pub fn review(
     db: &mut Db,
     project: &str,

@@ -10,6 +10,10 @@ use super::state::{Db, ProjectRec};
 use super::{Call, list_response, page, page_offset, page_size};
 
 /// A project in the API's JSON shape.
+///
+/// NOTE: webhooks are stored and listed but never delivered: a real relay (Power Automate) signs
+/// what reaches cabgate's listener, which the emulator cannot stand in for. Tests post to the
+/// listener directly.
 pub fn project_json(project: &ProjectRec) -> Value {
     let c = &project.config;
     let webhooks = c

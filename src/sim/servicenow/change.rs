@@ -57,7 +57,9 @@ pub fn defaults_on_insert(db: &mut Db, table: &str, rec: &mut Record, user: &str
             set_default(rec, "active", "true");
             set_default(rec, "urgency", "3");
             set_default(rec, "impact", "3");
-            set_default(rec, "priority", "5");
+            let field = |name: &str| rec.get(name).cloned().unwrap_or_default();
+            let priority = priority(&field("impact"), &field("urgency"));
+            rec.insert("priority".into(), priority);
         }
         _ => {}
     }
@@ -71,6 +73,14 @@ pub fn defaults_on_insert(db: &mut Db, table: &str, rec: &mut Record, user: &str
     }
     for field in schema_table.all_fields() {
         rec.entry(field.name.to_string()).or_default();
+    }
+}
+
+/// The base priority lookup of an incident: impact × urgency, 1 (Critical) to 5 (Planning).
+fn priority(impact: &str, urgency: &str) -> String {
+    match (impact.parse::<u8>(), urgency.parse::<u8>()) {
+        (Ok(i @ 1..=3), Ok(u @ 1..=3)) => (i + u - 1).to_string(),
+        _ => "5".into(),
     }
 }
 
@@ -203,6 +213,14 @@ mod tests {
         assert_eq!(check(&base, REVIEW, CANCELED), Err(Refusal::NotInModel));
         assert_eq!(check(&base, CLOSED, CANCELED), Err(Refusal::NotInModel));
         assert_eq!(check(&base, IMPLEMENT, CANCELED), Ok(Effect::Cancel));
+    }
+
+    #[test]
+    fn incident_priority_follows_impact_and_urgency() {
+        assert_eq!(priority("1", "1"), "1");
+        assert_eq!(priority("3", "1"), "3");
+        assert_eq!(priority("2", "3"), "4");
+        assert_eq!(priority("3", "3"), "5");
     }
 
     #[test]

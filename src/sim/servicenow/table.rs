@@ -15,6 +15,10 @@
 //!
 //! NOTE: the text of the 400 answers for bad headers and bodies is this emulator's own wording;
 //! only the status and the envelope are the instance's. `X-no-response-body` is not emulated.
+//! NOTE: a date-time written in another format than `YYYY-MM-DD HH:MM:SS` is silently dropped
+//! (the field keeps its value), and a reference written as a name that matches nothing is stored
+//! as typed; both are this emulator's reading of "bad input is ignored", not verified on an
+//! instance.
 
 use axum::Router;
 use axum::body::Bytes;
