@@ -138,6 +138,11 @@ pub async fn measure(issues: usize) -> Result<RunnerNumbers, String> {
         let (engine, wake, stop) = (engine.clone(), wake.clone(), stop.clone());
         tokio::spawn(async move { engine.run_loop(wake, stop).await })
     };
+    // Approve mid-interval, not right as the loop starts its first pass.
+    while engine.metrics.passes() < 3 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let approve = format!("{}/_sim/change_request/{number}/approve", sim.servicenow_url());
     let started = Instant::now();
     http.post(approve)

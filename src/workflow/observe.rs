@@ -212,3 +212,26 @@ async fn read_one<B: Bytebase>(
     }
     Ok(())
 }
+
+/// Reads one issue again right after a step moved it, so the runner can take its next step in
+/// the same pass (an approval followed by the rollout, say) instead of a poll interval later.
+pub async fn observe_one<B: Bytebase, S: ServiceNow>(
+    bytebase: &B,
+    servicenow: &S,
+    machine: &Machine,
+    record: &Record,
+) -> PortResult<Observation> {
+    let issue = bytebase.issue(&record.issue).await?;
+    let change = match &record.change {
+        Some(c) => Some(servicenow.change(&c.sys_id).await?),
+        None => None,
+    };
+    let mut item = Item {
+        observation: Observation { issue, plan: None, rollout: None, change },
+        record: Some(record.clone()),
+    };
+    let (plan, rollout) = needs(machine, &record.state);
+    let wants_plan = plan && !item.observation.issue.plan.is_empty();
+    read_one(bytebase, &mut item, wants_plan, rollout, &BTreeMap::new()).await?;
+    Ok(item.observation)
+}

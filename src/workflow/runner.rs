@@ -21,7 +21,7 @@ use crate::workflow::decide::{Machine, Record, Step, decide};
 use crate::workflow::facts::Governance;
 use crate::workflow::listen::Wake;
 use crate::workflow::metrics::Metrics;
-use crate::workflow::observe::{Projects, observe};
+use crate::workflow::observe::{Projects, observe, observe_one};
 use crate::workflow::port::{
     ApiError, Bytebase, ErrorKind, JournalEntry, PortResult, ServiceNow, SkippedAlert, Store,
 };
@@ -116,6 +116,10 @@ impl Settings {
 fn to_delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
+
+/// How many further steps one issue may take in the pass that moved it (each after a fresh
+/// read of that issue): enough for approve → roll out, bounded so one issue cannot hold a pass.
+const FOLLOW_UPS: usize = 2;
 
 /// Where the runner's time comes from (the emulators' movable clock in tests).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -341,17 +345,44 @@ impl<B: Bytebase, S: ServiceNow, St: Store> Runner<B, S, St> {
             let mut record = item.record.clone().unwrap_or_else(|| {
                 Record::new(&item.observation.issue.name, &self.settings.machine.initial, now)
             });
-            let step_report = self.act(&step, &item.observation, &mut record, now, stop).await?;
-            report.errors.extend(
-                step_report
-                    .actions
-                    .iter()
-                    .filter(|a| a.outcome == "failed")
-                    .map(|a| format!("{}: {}: {}", step.issue, a.kind_name(), a.detail)),
-            );
-            report.steps.push(step_report);
-            if stop.requested() {
-                return Ok(report);
+            let mut step = step;
+            let mut observation = item.observation.clone();
+            for follow_up in 0..=FOLLOW_UPS {
+                let step_report = self.act(&step, &observation, &mut record, now, stop).await?;
+                let completed = step_report.completed && step.from != step.to;
+                report.errors.extend(
+                    step_report
+                        .actions
+                        .iter()
+                        .filter(|a| a.outcome == "failed")
+                        .map(|a| format!("{}: {}: {}", step.issue, a.kind_name(), a.detail)),
+                );
+                report.steps.push(step_report);
+                if stop.requested() {
+                    return Ok(report);
+                }
+                if !completed || follow_up == FOLLOW_UPS {
+                    break;
+                }
+                // The issue moved: read it again and take its next step now if it has one.
+                let machine = &self.settings.machine;
+                observation =
+                    match observe_one(&self.bytebase, &self.servicenow, machine, &record).await {
+                        Ok(o) => o,
+                        Err(e) if e.kind == ErrorKind::Fatal => return Err(e),
+                        Err(_) => break,
+                    };
+                let next = decide(
+                    machine,
+                    &self.settings.act.governance,
+                    Some(&record),
+                    &observation,
+                    now,
+                );
+                match next {
+                    Some(next) => step = next,
+                    None => break,
+                }
             }
         }
         self.metrics.set_pending_changes(pending);

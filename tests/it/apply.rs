@@ -477,4 +477,57 @@ async fn an_unreachable_api_exits_3() {
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+#[tokio::test]
+async fn the_listener_wakes_the_loop_only_for_a_caller_with_the_secret() {
+    use cabgate::workflow::listen::{SECRET_HEADER, Wake, router};
+    use cabgate::workflow::metrics::Metrics;
+
+    let wake = Arc::new(Wake::default());
+    let metrics = Arc::new(Metrics::default());
+    let app = router(wake.clone(), metrics.clone(), Some("s3cret".into()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let base = format!("http://{}", listener.local_addr().expect("an address"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = http();
+    let card = json!({ "attachments": [{ "content": { "actions": [{
+        "type": "Action.OpenUrl",
+        "url": "https://bb.acme.example/projects/payments/issues/add-index-101"
+    }]}}]});
+
+    let denied = client.post(format!("{base}/webhook")).json(&card).send().await.expect("sent");
+    assert_eq!(denied.status(), 401);
+    assert!(wake.take().is_empty(), "a caller without the secret wakes nothing");
+    let big = "x".repeat(100 * 1024);
+    let too_big = client
+        .post(format!("{base}/webhook"))
+        .header(SECRET_HEADER, "s3cret")
+        .json(&json!({ "issue": ISSUE, "padding": big }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(too_big.status(), 413, "bodies are size-limited");
+    let accepted = client
+        .post(format!("{base}/webhook"))
+        .header(SECRET_HEADER, "s3cret")
+        .json(&card)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(accepted.status(), 202);
+    assert_eq!(wake.take().into_iter().collect::<Vec<_>>(), [ISSUE]);
+    let plain = client
+        .post(format!("{base}/webhook?secret=s3cret"))
+        .json(&json!({ "issue": ISSUE }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(plain.status(), 202);
+
+    let health = client.get(format!("{base}/healthz")).send().await.expect("sent");
+    assert_eq!(health.status(), 200);
+    let text = client.get(format!("{base}/metrics")).send().await.expect("sent");
+    let text = text.text().await.expect("text");
+    assert!(text.contains("cabgate_wakeups_total 2"), "{text}");
+}
+
 mod faults;
