@@ -235,3 +235,27 @@ pub async fn observe_one<B: Bytebase, S: ServiceNow>(
     read_one(bytebase, &mut item, wants_plan, rollout, &BTreeMap::new()).await?;
     Ok(item.observation)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn governed_projects_match_ids_and_globs() {
+        let projects = Projects::new(&["payments".into(), "ledger-*".into()]).expect("globs");
+        assert!(projects.governs("projects/payments/issues/1"));
+        assert!(projects.governs("projects/ledger-eu/issues/2"));
+        assert!(!projects.governs("projects/sandbox/issues/3"));
+        assert!(!projects.governs("payments/issues/1"), "not a resource name");
+    }
+
+    #[test]
+    fn only_states_whose_transitions_test_plan_or_tasks_read_them() {
+        let machine = Machine::from_spec(&Default::default(), crate::spec::default_workflow());
+        assert_eq!(needs(&machine, "new"), (false, false), "a new issue costs no plan read");
+        assert_eq!(needs(&machine, "awaiting_cab"), (true, false));
+        assert_eq!(needs(&machine, "approved"), (true, false));
+        assert_eq!(needs(&machine, "rolling_out"), (false, true));
+        assert_eq!(needs(&machine, "closed"), (false, false), "final states read nothing");
+    }
+}
