@@ -79,6 +79,10 @@ fn main() {
     if std::env::var("TWICE").is_ok() {
         twice(&policy::build_input(&loaded.document, Some(&live), now));
     }
+    let started = Instant::now();
+    let index = policy::index::build(&loaded.document, Some(&live), now);
+    println!("index alone: {:.1} ms", started.elapsed().as_secs_f64() * 1000.0);
+    drop(index);
     let options = Options { user_dirs: Vec::new(), now };
     let started = Instant::now();
     let evaluation = policy::evaluate(&loaded, Some(&live), &options).unwrap();

@@ -41,9 +41,17 @@ test_groups_are_expanded_with_the_group_in_via if {
 test_an_allowed_group_is_not_expanded if {
 	inp := input_allowing(["group:dba@acme.example"])
 	holders := lib.holders_of(index.permissionRoles) with input as inp
-	some h in holders
-	h.principal == "group:dba@acme.example"
-	not "user:dba1@acme.example" in {x.principal | some x in holders}
+	principals := {x.principal | some x in holders}
+	not "group:dba@acme.example" in principals
+	not "user:dba1@acme.example" in principals
+	"user:owner@acme.example" in principals
+}
+
+test_allowed_principals_are_left_out if {
+	inp := input_allowing(["serviceAccount:bot@service.bytebase.com"])
+	holders := lib.holders_of(index.permissionRoles) with input as inp
+	principals := {x.principal | some x in holders}
+	principals == {"user:dba1@acme.example", "user:owner@acme.example"}
 }
 
 test_expired_bindings_and_ungoverned_projects_do_not_count if {

@@ -10,7 +10,6 @@ holders := lib.holders_of(input.index.permissionRoles)
 findings contains f if {
 	some h in holders
 	h.principal != "allUsers"
-	not lib.allowed[h.principal]
 	f := {
 		"code": "lockdown/unexpected-holder",
 		"message": concat("", [

@@ -123,7 +123,16 @@ impl PolicySet {
 
     /// Evaluates `findings` of every package over `input`.
     pub fn evaluate(&mut self, input: &Value) -> Result<Vec<PackageFindings>, PolicyError> {
-        self.engine.set_input(regorus::Value::from(input.clone()));
+        self.evaluate_input(regorus_value(input))
+    }
+
+    /// Evaluates `findings` of every package over an input already in regorus's form (see
+    /// [`input_value`]: big snapshots are converted once, without a copy).
+    pub fn evaluate_input(
+        &mut self,
+        input: regorus::Value,
+    ) -> Result<Vec<PackageFindings>, PolicyError> {
+        self.engine.set_input(input);
         let mut out = Vec::with_capacity(self.packages.len());
         for package in self.packages.clone() {
             let started = Instant::now();
@@ -152,6 +161,52 @@ impl PolicySet {
     pub(crate) fn eval_rule(&mut self, rule: &str) -> Result<regorus::Value, PolicyError> {
         self.engine.eval_rule(rule.to_owned()).map_err(|e| eval_error(rule, &e))
     }
+}
+
+/// A JSON value in regorus's form, converted from a reference (no copy of the JSON tree).
+pub fn regorus_value(value: &Value) -> regorus::Value {
+    use serde::Deserialize as _;
+    // Every JSON value has a regorus form; the fallback is unreachable but keeps this total.
+    regorus::Value::deserialize(value).unwrap_or(regorus::Value::Null)
+}
+
+/// The policy input `{spec, live, index, now}` in regorus's form, built from its parts. The
+/// snapshot's `skippedIssues` are cut to the lookback window (`cutoff`) as in
+/// [`super::build_input`]: older ones concern no policy, and a big snapshot holds many.
+pub fn input_value(
+    spec: &Value,
+    live: Option<&Value>,
+    index: Value,
+    now: &str,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> regorus::Value {
+    let mut input = std::collections::BTreeMap::new();
+    input.insert(regorus::Value::from("spec"), regorus_value(spec));
+    let live = match live {
+        Some(Value::Object(fields)) => {
+            let mut object = std::collections::BTreeMap::new();
+            for (key, value) in fields {
+                let converted = match (key.as_str(), value) {
+                    ("skippedIssues", Value::Array(issues)) => regorus::Value::from(
+                        issues
+                            .iter()
+                            .filter(|i| super::index::in_window(i, cutoff))
+                            .map(regorus_value)
+                            .collect::<Vec<_>>(),
+                    ),
+                    _ => regorus_value(value),
+                };
+                object.insert(regorus::Value::from(key.as_str()), converted);
+            }
+            regorus::Value::from(object)
+        }
+        Some(other) => regorus_value(other),
+        None => regorus::Value::Null,
+    };
+    input.insert(regorus::Value::from("live"), live);
+    input.insert(regorus::Value::from("index"), regorus::Value::from(index));
+    input.insert(regorus::Value::from("now"), regorus::Value::from(now));
+    regorus::Value::from(input)
 }
 
 /// `{"cabgate": {"codes": {code: info}}}` from the catalogue.

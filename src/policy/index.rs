@@ -236,28 +236,35 @@ fn rollout_roles(spec: &Value, live: &Value) -> Value {
     Value::Object(map.collect())
 }
 
-/// The lookback cutoff (RFC 3339) and the SKIPPED issues created or updated since then.
-fn skipped_issues(spec: &Value, live: &Value, now: DateTime<Utc>) -> (Value, Value) {
+/// `now` minus `alerts.skippedApproval.lookback` (7 days when it does not parse).
+pub fn lookback_cutoff(spec: &Value, now: DateTime<Utc>) -> DateTime<Utc> {
     let lookback = spec
         .pointer("/alerts/skippedApproval/lookback")
         .and_then(Value::as_str)
         .and_then(|l| humantime::parse_duration(l).ok())
         .and_then(|d| chrono::Duration::from_std(d).ok())
         .unwrap_or_else(|| chrono::Duration::days(7));
-    let cutoff = now - lookback;
+    now - lookback
+}
+
+/// True when a SKIPPED issue of the snapshot was created or updated at or after `cutoff`. An
+/// issue without a parsable time is kept: missing a bypass is worse than a stale alert.
+pub fn in_window(issue: &Value, cutoff: DateTime<Utc>) -> bool {
+    let latest = ["createTime", "updateTime"]
+        .iter()
+        .filter_map(|k| issue.get(*k).and_then(Value::as_str))
+        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
+        .max();
+    latest.is_none_or(|t| t >= cutoff)
+}
+
+/// The lookback cutoff (RFC 3339) and the SKIPPED issues created or updated since then.
+fn skipped_issues(spec: &Value, live: &Value, now: DateTime<Utc>) -> (Value, Value) {
+    let cutoff = lookback_cutoff(spec, now);
     let mut issues = Vec::new();
     for issue in array(live, "/skippedIssues") {
         let status = issue.get("approvalStatus").and_then(Value::as_str).unwrap_or("SKIPPED");
-        if status != "SKIPPED" {
-            continue;
-        }
-        let latest = ["createTime", "updateTime"]
-            .iter()
-            .filter_map(|k| issue.get(*k).and_then(Value::as_str))
-            .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
-            .max();
-        // An issue without a parsable time is kept: missing a bypass is worse than a stale alert.
-        if latest.is_some_and(|t| t < cutoff) {
+        if status != "SKIPPED" || !in_window(issue, cutoff) {
             continue;
         }
         let name = issue.get("name").and_then(Value::as_str).unwrap_or("");

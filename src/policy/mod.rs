@@ -43,8 +43,8 @@ pub struct Evaluation {
     /// Findings with their spec locations filled in and waivers applied (unsorted: `Report::new`
     /// fixes the order and drops duplicates).
     pub findings: Vec<Finding>,
-    /// Time spent per policy package (for `--profile`), in evaluation order. The first entry,
-    /// `(index)`, is the time spent building `input.index` in Rust.
+    /// Time spent per policy package (for `--profile`), in evaluation order, after two entries:
+    /// `(load)`, parsing the policies, and `(index)`, building the input and its index in Rust.
     pub profile: Vec<(String, Duration)>,
 }
 
@@ -122,11 +122,17 @@ pub fn evaluate(
     live: Option<&Value>,
     options: &Options,
 ) -> Result<Evaluation, PolicyError> {
-    let mut policies = PolicySet::load(&options.user_dirs)?;
     let started = std::time::Instant::now();
-    let input = build_input(&spec.document, live, options.now);
-    let mut profile = vec![("(index)".to_owned(), started.elapsed())];
-    let raw = policies.evaluate(&input)?;
+    let mut policies = PolicySet::load(&options.user_dirs)?;
+    let mut profile = vec![("(load)".to_owned(), started.elapsed())];
+    let started = std::time::Instant::now();
+    let live = live.filter(|l| !l.is_null());
+    let index = index::build(&spec.document, live, options.now);
+    let now = options.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let cutoff = index::lookback_cutoff(&spec.document, options.now);
+    let input = engine::input_value(&spec.document, live, index, &now, cutoff);
+    profile.push(("(index)".to_owned(), started.elapsed()));
+    let raw = policies.evaluate_input(input)?;
     let mut findings = Vec::new();
     for package in raw {
         profile.push((package.package.clone(), package.elapsed));
@@ -138,10 +144,15 @@ pub fn evaluate(
     Ok(Evaluation { findings, profile })
 }
 
-/// The policy input: `{"spec", "live", "index", "now"}` (docs/policies.md).
+/// The policy input: `{"spec", "live", "index", "now"}` (docs/policies.md), as JSON (for other
+/// engines and tests; [`evaluate`] builds the same document without copying the snapshot).
 pub fn build_input(document: &Value, live: Option<&Value>, now: DateTime<Utc>) -> Value {
-    let live = live.cloned().unwrap_or(Value::Null);
+    let mut live = live.cloned().unwrap_or(Value::Null);
     let index = index::build(document, Some(&live), now);
+    let cutoff = index::lookback_cutoff(document, now);
+    if let Some(Value::Array(issues)) = live.get_mut("skippedIssues") {
+        issues.retain(|issue| index::in_window(issue, cutoff));
+    }
     let now = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     json!({"spec": document, "live": live, "index": index, "now": now})
 }
@@ -205,5 +216,69 @@ fn apply_waivers(findings: &mut [Finding], document: &Value, now: DateTime<Utc>)
         finding.waived = live.iter().any(|(code, resource)| {
             *code == finding.code && resource.is_none_or(|r| Some(r) == finding.resource.as_deref())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded(document: Value) -> LoadedSpec {
+        let spec: crate::spec::Spec = serde_json::from_value(json!({
+            "version": 1, "name": "t",
+            "bytebase": {"url": "u", "serviceAccount": "s", "serviceKeyEnv": "K", "projects": []},
+            "approval": {"catchAll": {"roles": []}},
+            "lockdown": {"allow": []}
+        }))
+        .unwrap();
+        LoadedSpec {
+            path: "t.yaml".into(),
+            source: String::new(),
+            spec,
+            document,
+            spans: Default::default(),
+        }
+    }
+
+    #[test]
+    fn catalogue_defaults_fill_severity_and_remediation() {
+        let spec = loaded(json!({}));
+        let raw = json!({"code": "rollout/undeclared-environment", "message": "m", "via": "one"});
+        let finding = to_finding("p", &raw, &spec).unwrap();
+        assert_eq!(finding.severity, Severity::Warning);
+        assert!(finding.remediation.is_some());
+        assert_eq!(finding.via, ["one"]);
+        let own = json!({"code": "acme/x", "message": "m", "severity": "info", "resource": null});
+        let finding = to_finding("p", &own, &spec).unwrap();
+        assert_eq!(
+            (finding.severity, finding.remediation, finding.resource),
+            (Severity::Info, None, None)
+        );
+        let bad = json!({"code": "acme/x", "message": "m", "severity": "fatal"});
+        assert!(matches!(to_finding("p", &bad, &spec), Err(PolicyError::Finding { .. })));
+    }
+
+    #[test]
+    fn live_waivers_waive_and_expired_ones_do_not() {
+        let now = DateTime::parse_from_rfc3339("2026-12-03T23:00:00Z").unwrap().to_utc();
+        let document = json!({"waivers": [
+            {"code": "a/b", "resource": "projects/x", "reason": "r", "expires": "2026-12-03"},
+            {"code": "c/d", "reason": "r", "expires": "2026-12-02"},
+            {"code": "e/f", "reason": "r", "expires": "2027-01-01"},
+            {"code": "waiver/expired", "reason": "r", "expires": "2027-01-01"}
+        ]});
+        let mut findings = vec![
+            Finding::new("a/b", Severity::Error, "1"),
+            Finding::new("a/b", Severity::Error, "2"),
+            Finding::new("c/d", Severity::Error, "3"),
+            Finding::new("e/f", Severity::Error, "4"),
+            Finding::new("waiver/expired", Severity::Warning, "5"),
+        ];
+        findings[0].resource = Some("projects/x".into());
+        findings[1].resource = Some("projects/y".into());
+        findings[3].resource = Some("anything".into());
+        apply_waivers(&mut findings, &document, now);
+        let waived: Vec<bool> = findings.iter().map(|f| f.waived).collect();
+        assert_eq!(waived, [true, false, false, true, false]);
     }
 }
