@@ -44,6 +44,8 @@ fn run(quick: bool) -> Result<(), String> {
     rows.push(lint_row(repo)?);
     rows.extend(check_snapshot_rows(&work, quick)?);
     rows.push(live_read_row(quick)?);
+    rows.push(emulator_row(quick)?);
+    rows.extend(runner_rows(quick)?);
 
     print_table(&rows, quick);
     let _ = std::fs::remove_dir_all(&work);
@@ -129,6 +131,69 @@ fn live_read_row(quick: bool) -> Result<Row, String> {
         value: format_ms(found.elapsed),
         target: "near the bound".into(),
     })
+}
+
+/// The Bytebase emulator's throughput on list calls, so the other rows measure cabgate.
+fn emulator_row(quick: bool) -> Result<Row, String> {
+    let projects = if quick { 500 } else { 5_000 };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let found = runtime.block_on(async {
+        let world = cabgate::sim::bench::synthetic_world(projects).map_err(|e| e.to_string())?;
+        let calls = cabgate::sim::bench::CHECK_CALLS;
+        cabgate::sim::bench::list_throughput(world, 8, 20_000, calls)
+            .await
+            .map_err(|e| e.to_string())
+    })?;
+    Ok(Row {
+        what: format!(
+            "Bytebase emulator, {projects}-project world: list requests/s (8 clients, {} requests, \
+             {} failed)",
+            found.requests, found.failures
+        ),
+        value: format!("{:.0}/s", found.per_second()),
+        target: "≥ 5,000/s".into(),
+    })
+}
+
+/// The runner at scale: calls per pass and pass time with many issues in flight, and the delay
+/// from a CAB approval to `batchRun` with a 1 s poll interval.
+fn runner_rows(quick: bool) -> Result<Vec<Row>, String> {
+    let issues = if quick { 100 } else { 1_000 };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let found = runtime.block_on(cabgate::workflow::bench::measure(issues))?;
+    let steady = found.steady_pass;
+    let open = found.open_pass;
+    Ok(vec![
+        Row {
+            what: format!("apply, {issues} issues waiting for the CAB: ServiceNow calls per pass"),
+            value: steady.servicenow_calls.to_string(),
+            target: "≤ 5".into(),
+        },
+        Row {
+            what: format!("apply, {issues} issues waiting for the CAB: Bytebase calls per pass"),
+            value: steady.bytebase_calls.to_string(),
+            target: "-".into(),
+        },
+        Row {
+            what: format!("apply, {issues} issues waiting for the CAB: pass wall time"),
+            value: format_ms(steady.wall),
+            target: "-".into(),
+        },
+        Row {
+            what: format!(
+                "apply, opening pass for {issues} issues (one CHG each): {} ServiceNow and {} \
+                 Bytebase calls",
+                open.servicenow_calls, open.bytebase_calls
+            ),
+            value: format_ms(open.wall),
+            target: "-".into(),
+        },
+        Row {
+            what: "delay from a CAB approval to batchRun, 1 s poll interval".into(),
+            value: format_ms(found.approval_to_run),
+            target: "≈ poll interval + a pass".into(),
+        },
+    ])
 }
 
 /// Runs this binary as `cabgate ARGS`, stdout discarded; returns the wall time and exit code.
