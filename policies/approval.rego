@@ -1,6 +1,10 @@
 # The workspace approval setting (`cabgate check`), matched as Bytebase matches it: rules with the
 # issue's source first, in order; then source-less ("fallback") rules, in order; first match wins
 # per phase; an empty condition never matches; no match means SKIPPED.
+#
+# NOTE: conditions other than "true" and "" are not evaluated (which issues they match depends on
+# databases, statements and risk levels no snapshot holds), so any such rule is taken to match
+# some issue: a weaker flow behind it is reported even if no real issue would reach it.
 package cabgate.rules.approval
 
 setting := "settings/WORKSPACE_APPROVAL"

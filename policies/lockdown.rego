@@ -1,6 +1,9 @@
 # Who can run tasks (`cabgate check`): every holder of `lockdown.permission`, through any role,
 # binding or group, must be in `lockdown.allow`; governed projects must require approval and
 # forbid self-approval.
+#
+# NOTE: `allUsers` on the workspace policy is reported even though Bytebase Cloud (SaaS) ignores
+# it there; the snapshot does not say whether the workspace is self-hosted.
 package cabgate.rules.lockdown
 
 import data.cabgate.lib
