@@ -52,11 +52,7 @@ pub enum ApplyFormat {
 
 /// Runs `cabgate apply`.
 pub fn run(args: Args) -> Outcome {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::runtime(miette::miette!("cannot start the async runtime: {e}")))?;
+    let runtime = crate::cli::runtime()?;
     runtime.block_on(crate::workflow::wiring::apply(args))
 }
 

@@ -19,11 +19,7 @@ pub struct Args {
 
 /// Runs `cabgate demo`.
 pub fn run(args: Args) -> Outcome {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::runtime(miette::miette!("cannot start the async runtime: {e}")))?;
+    let runtime = crate::cli::runtime()?;
     runtime.block_on(run_async(args))
 }
 
@@ -44,33 +40,11 @@ async fn run_async(args: Args) -> Outcome {
     let text = demo::keep_running_text(&demo, &path, color);
     let printed = print_stdout(&text);
     if printed.is_ok() {
-        wait_for_signal().await;
+        crate::cli::shutdown_signal().await;
     }
     // Best effort: the folder holds only the spec this run wrote.
     let _ = std::fs::remove_dir_all(&dir);
     drop(demo);
     printed.map_err(|e| Failure::runtime(miette::miette!("cannot write to stdout: {e}")))?;
     Ok(Exit::Ok)
-}
-
-/// Returns on Ctrl-C or SIGTERM.
-async fn wait_for_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
 }

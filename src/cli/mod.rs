@@ -147,3 +147,39 @@ pub fn print_stdout(text: &str) -> std::io::Result<()> {
         other => other,
     }
 }
+
+/// The async runtime a command runs on. Two workers: the work is waiting on two HTTP APIs, not
+/// computing, and the machines cabgate runs on are small.
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(miette::miette!("cannot start the async runtime: {e}")))
+}
+
+/// Resolves on Ctrl-C or SIGTERM: how a long-running command (the runner, the emulators, the
+/// demo with `--keep-running`) is asked to stop.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        // Without a signal handler there is nothing to wait for but the other signal.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

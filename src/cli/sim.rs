@@ -52,12 +52,7 @@ pub fn run(args: Args) -> Outcome {
         servicenow_port: args.servicenow_port,
         ..Options::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .into_diagnostic()
-        .wrap_err("cannot start the async runtime")
-        .map_err(Failure::runtime)?;
+    let runtime = crate::cli::runtime()?;
     runtime.block_on(async move {
         let running = sim::start(world, options).await.map_err(Failure::runtime_error)?;
         let line = serde_json::json!({
@@ -73,26 +68,10 @@ pub fn run(args: Args) -> Outcome {
             servicenow = running.servicenow_url(),
             "emulators up"
         );
-        wait_for_signal().await.map_err(Failure::runtime)?;
+        crate::cli::shutdown_signal().await;
         running.shutdown().await;
         Ok(Exit::Ok)
     })
-}
-
-async fn wait_for_signal() -> miette::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).into_diagnostic()?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.into_diagnostic(),
-            _ = term.recv() => Ok(()),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.into_diagnostic()
-    }
 }
 
 impl Failure {

@@ -67,11 +67,7 @@ pub(crate) fn load_spec(path: &Path) -> Result<LoadedSpec, Failure> {
 pub(crate) fn read_live(spec: &LoadedSpec) -> Result<(Snapshot, Stats), Failure> {
     let config = ClientConfig::from_spec(&spec.spec.bytebase).map_err(Failure::runtime)?;
     let client = Client::new(config).map_err(Failure::invalid)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::runtime(miette::miette!("cannot start the async runtime: {e}")))?;
+    let runtime = crate::cli::runtime()?;
     let snapshot = runtime.block_on(async {
         let progress = Progress::start(client.clone());
         let result = live::read(&client, &spec.spec, &ReadOptions::default()).await;

@@ -242,7 +242,7 @@ async fn run_loop(engine: Engine, args: &Args) -> Outcome {
     }
     let signal_stop = stop.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        crate::cli::shutdown_signal().await;
         tracing::info!("stopping after the action in flight");
         signal_stop.request();
     });
@@ -250,26 +250,5 @@ async fn run_loop(engine: Engine, args: &Args) -> Outcome {
         Ok(()) => Ok(crate::finding::Exit::Ok),
         Err(e) if e.kind == ErrorKind::Fatal => Err(Failure::runtime(miette::miette!("{e}"))),
         Err(e) => Err(Failure::runtime(miette::miette!("{e}"))),
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
     }
 }
