@@ -21,7 +21,9 @@ pub fn render(report: &Report, context: &Context<'_>) -> String {
         .with_urls(false)
         .with_width(100)
         .with_context_lines(1);
-    let source = context.source.map(|text| NamedSource::new(&report.spec, text.to_owned()));
+    let source = context
+        .source
+        .map(|text| NamedSource::new(&report.spec, mask_secrets(report, text, context)));
     let mut out = String::new();
     for finding in &report.findings {
         let diagnostic = FindingDiagnostic::new(finding, &report.spec, source.as_ref(), context);
@@ -131,6 +133,31 @@ impl Diagnostic for FindingDiagnostic<'_> {
         self.label.clone().map(|l| Box::new(std::iter::once(l)) as Box<dyn Iterator<Item = _>>)
     }
 }
+
+/// The spec's text with the value of every `spec/secret-inline` finding replaced by `*`, so the
+/// snippets (of that finding and of its neighbours) say where a credential is without printing
+/// it: reports end up in CI logs. Byte lengths are kept, so every other span still fits.
+fn mask_secrets(report: &Report, text: &str, context: &Context<'_>) -> String {
+    let mut masked = text.to_owned();
+    let secrets = report.findings.iter().filter(|f| f.code == SECRET_INLINE);
+    for location in secrets.filter_map(|f| f.location.as_ref()) {
+        let (offset, length) = context
+            .spans
+            .and_then(|spans| spans.byte_range(location))
+            .unwrap_or_else(|| guess_range(text, location));
+        let end = offset.saturating_add(length).min(text.len());
+        let Some(value) = text.get(offset..end) else { continue };
+        let stars: String = value
+            .chars()
+            .map(|c| if c == '\n' { "\n".to_owned() } else { "*".repeat(c.len_utf8()) })
+            .collect();
+        masked.replace_range(offset..end, &stars);
+    }
+    masked
+}
+
+/// The code whose findings point at a credential in the spec.
+const SECRET_INLINE: &str = "spec/secret-inline";
 
 /// The byte range of the token at a line and column, for a location the span map does not know
 /// (a finding placed by a user policy, for instance).

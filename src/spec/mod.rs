@@ -69,11 +69,34 @@ pub enum SpecError {
     Invalid(Box<InvalidSpec>),
 }
 
+/// The largest spec cabgate reads. A real spec is a few kilobytes; the limit keeps a wrong path
+/// (a log file, `/dev/zero`) from eating memory and minutes before it is refused.
+pub const MAX_SPEC_BYTES: u64 = 1024 * 1024;
+
 /// Reads and loads the spec at `path`.
 pub fn load(path: &Path) -> Result<LoadedSpec, SpecError> {
     let bytes =
-        std::fs::read(path).map_err(|source| SpecError::Read { path: path.to_owned(), source })?;
+        read_limited(path).map_err(|source| SpecError::Read { path: path.to_owned(), source })?;
     load_bytes(path, &bytes)
+}
+
+/// Reads at most [`MAX_SPEC_BYTES`]; a longer file is an error, not a truncated spec.
+fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+
+    let file = std::fs::File::open(path)?;
+    if file.metadata()?.is_dir() {
+        return Err(std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SPEC_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("it is larger than {} KiB, the most a spec may be", MAX_SPEC_BYTES / 1024),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Loads a spec from its bytes; `path` is only used to name it.
@@ -133,11 +156,14 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<LoadedSpec, SpecError> {
         }
     };
     for (pointer, duration) in normalize::durations(&spec) {
-        if let Err(error) = parse_duration(duration) {
+        let problem = match parse_duration(duration) {
+            Err(error) => Some((error.to_string(), "use a smaller number or a larger unit")),
+            Ok(parsed) => too_short(&pointer, duration, parsed),
+        };
+        if let Some((message, help)) = problem {
             let place =
                 spans.locate(&pointer).unwrap_or(Location { path: pointer, line: 1, column: 1 });
-            let help = "use a smaller number or a larger unit";
-            findings.push(at(&place.path, place.line, place.column, &error.to_string(), help));
+            findings.push(at(&place.path, place.line, place.column, &message, help));
         }
     }
     let document = match normalize::document(&spec) {
@@ -149,6 +175,26 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<LoadedSpec, SpecError> {
         }
     };
     Ok(LoadedSpec { path: path.to_owned(), source: text.to_owned(), spec, document, spans })
+}
+
+/// A duration that parses but cannot work: a poll interval under a second makes the runner hammer
+/// both APIs in a loop, and a zero lookback silently turns the bypass alerts off.
+fn too_short(
+    pointer: &str,
+    text: &str,
+    duration: std::time::Duration,
+) -> Option<(String, &'static str)> {
+    match pointer {
+        "/workflow/pollInterval" if duration < std::time::Duration::from_secs(1) => Some((
+            format!("`workflow.pollInterval` is `{text}`; it must be at least 1s"),
+            "use `30s` or more: each pass reads both APIs, and a webhook wakes the runner early",
+        )),
+        "/alerts/skippedApproval/lookback" if duration.is_zero() => Some((
+            format!("`alerts.skippedApproval.lookback` is `{text}`, so no bypass is ever seen"),
+            "use the time since the last check at least, e.g. `7d`",
+        )),
+        _ => None,
+    }
 }
 
 fn problem_finding(problem: &yaml::Problem) -> Finding {

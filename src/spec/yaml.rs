@@ -51,6 +51,7 @@ pub fn parse(text: &str) -> Parsed {
         index: &index,
         spans: SpanMap::default(),
         problems: tab_problems(text, &index),
+        depth: 0,
     };
     let tab_lines: Vec<usize> = builder.problems.iter().map(|p| p.span.line).collect();
     let value = builder.stream().ok().flatten();
@@ -67,12 +68,19 @@ const SYNTAX_HELP: &str = "fix the YAML syntax at this place (an editor with the
 /// The parse cannot go on (a syntax error, already recorded).
 struct Stop;
 
+/// How deep collections may nest. A spec needs fewer than ten levels; the limit keeps a hostile
+/// or broken file (thousands of nested block mappings, which the parser itself accepts) from
+/// overflowing the stack of this recursive builder.
+pub const MAX_DEPTH: usize = 64;
+
 struct Builder<'a> {
     parser: Parser<'a, StrInput<'a>>,
     text: &'a str,
     index: &'a TextIndex,
     spans: SpanMap,
     problems: Vec<Problem>,
+    /// Collections open around the current node.
+    depth: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -141,13 +149,17 @@ impl<'a> Builder<'a> {
             }
             Event::SequenceStart(anchor, tag) => {
                 self.anchor_and_tag(span, pointer, anchor, tag.as_deref())?;
+                self.enter(span, pointer)?;
                 let (value, end) = self.sequence(pointer)?;
+                self.depth -= 1;
                 self.spans.insert_node(pointer, key, self.collection(place, end));
                 Ok(value)
             }
             Event::MappingStart(anchor, tag) => {
                 self.anchor_and_tag(span, pointer, anchor, tag.as_deref())?;
+                self.enter(span, pointer)?;
                 let (value, end) = self.mapping(pointer)?;
+                self.depth -= 1;
                 self.spans.insert_node(pointer, key, self.collection(place, end));
                 Ok(value)
             }
@@ -156,6 +168,21 @@ impl<'a> Builder<'a> {
                 Err(Stop)
             }
         }
+    }
+
+    /// Opens one more level of nesting, or stops the parse past [`MAX_DEPTH`].
+    fn enter(&mut self, span: Span, pointer: &str) -> Result<(), Stop> {
+        if self.depth >= MAX_DEPTH {
+            self.problem(
+                span,
+                pointer,
+                &format!("the YAML nests more than {MAX_DEPTH} levels deep"),
+                "a spec nests a few levels only: check the indentation of this line",
+            );
+            return Err(Stop);
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     /// The span to show for a collection: all of it when it fits on its first line (a flow

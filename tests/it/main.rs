@@ -2,6 +2,7 @@
 //! link on a 2-core machine). Clients are tested over real HTTP against the emulators.
 mod alert;
 mod apply;
+mod breaker;
 mod check;
 mod demo;
 mod lint;

@@ -1,0 +1,101 @@
+//! Integration tests: hostile and careless inputs found by trying to break cabgate as a new user
+//! would (deep nesting, huge files, zero durations, secrets in reports). Each test is named after
+//! the behaviour it guards.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const EXAMPLE: &str = "fixtures/specs/example.yaml";
+
+fn example() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE)).unwrap()
+}
+
+fn cabgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cabgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .env_remove("CABGATE_LOG")
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+/// Writes `text` as `name` in a fresh temporary folder (kept alive by the returned guard).
+fn spec_file(name: &str, text: &[u8]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn thousands_of_nested_block_sequences_are_a_finding_not_a_stack_overflow() {
+    // Compact nested block sequences (`- - - x`): 40 KB that overflowed the loader's stack.
+    let yaml = format!("version: 1\nname: x\nbytebase:\n  {}x\n", "- ".repeat(20_000));
+    let (_dir, path) = spec_file("deep.yaml", yaml.as_bytes());
+    let output = cabgate(&["lint", path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(2), "stderr: {}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let finding = &report["findings"][0];
+    assert_eq!(finding["code"], "spec/schema");
+    assert!(finding["message"].as_str().unwrap().contains("nests more than"), "{finding}");
+    assert_eq!(finding["location"]["line"], 4);
+}
+
+#[test]
+fn a_spec_larger_than_the_limit_is_refused_without_reading_it_all() {
+    let mut big = example().into_bytes();
+    big.extend(b"\n# ");
+    big.extend(std::iter::repeat_n(b'x', 2 * 1024 * 1024));
+    let (_dir, path) = spec_file("big.yaml", &big);
+    let output = cabgate(&["lint", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("big.yaml") && stderr.contains("larger than"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn a_zero_poll_interval_and_a_zero_lookback_are_findings_at_their_lines() {
+    let spec = example()
+        .replace("pollInterval: 30s", "pollInterval: 0s")
+        .replace("lookback: 7d", "lookback: 0d");
+    let (_dir, path) = spec_file("zero.yaml", spec.as_bytes());
+    let output = cabgate(&["lint", path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(2), "stderr: {}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let paths: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["location"]["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/workflow/pollInterval", "/alerts/skippedApproval/lookback"]);
+}
+
+#[test]
+fn no_report_format_reprints_an_inline_secret() {
+    let secrets = ["bbs_AbCdEf0123456789SECRETname", "p4ssw0rdSECRET", "hunter2SuperSecret"];
+    let spec = example()
+        .replace("name: acme-db-cab", &format!("name: {}", secrets[0]))
+        .replace(
+            "url: https://hooks.acme.example/cab",
+            &format!("url: https://user:{}@hooks.acme.example/cab", secrets[1]),
+        )
+        .replace("category: Database", &format!("category: \"password={}\"", secrets[2]));
+    let (_dir, path) = spec_file("secret.yaml", spec.as_bytes());
+    for format in ["human", "json", "sarif", "junit", "github", "markdown"] {
+        let output = cabgate(&["lint", path.to_str().unwrap(), "--format", format]);
+        assert_eq!(output.status.code(), Some(1), "{format}: {}", text(&output.stderr));
+        let all = text(&output.stdout) + &text(&output.stderr);
+        assert!(all.contains("spec/secret-inline"), "{format}: {all}");
+        for secret in secrets {
+            assert!(!all.contains(secret), "{format} prints {secret}:\n{all}");
+        }
+    }
+}
