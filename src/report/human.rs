@@ -140,11 +140,25 @@ impl Diagnostic for FindingDiagnostic<'_> {
 fn mask_secrets(report: &Report, text: &str, context: &Context<'_>) -> String {
     let mut masked = text.to_owned();
     let secrets = report.findings.iter().filter(|f| f.code == SECRET_INLINE);
-    for location in secrets.filter_map(|f| f.location.as_ref()) {
-        let (offset, length) = context
-            .spans
-            .and_then(|spans| spans.byte_range(location))
-            .unwrap_or_else(|| guess_range(text, location));
+    let mut ranges: Vec<(usize, usize)> = secrets
+        .filter_map(|f| f.location.as_ref())
+        .map(|location| {
+            context
+                .spans
+                .and_then(|spans| spans.byte_range(location))
+                .unwrap_or_else(|| guess_range(text, location))
+        })
+        .collect();
+    // A value under a credential-like key (`password: …`, written where the spec wants
+    // `passwordEnv`) is masked too: the spec is invalid then, so no policy has flagged it, yet
+    // the schema finding's snippet shows its line.
+    let credential_values = context.spans.into_iter().flat_map(|spans| spans.values());
+    ranges.extend(
+        credential_values
+            .filter(|(pointer, span)| span.length > 0 && credential_key(pointer))
+            .map(|(_, span)| (span.offset, span.length)),
+    );
+    for (offset, length) in ranges {
         let end = offset.saturating_add(length).min(text.len());
         let Some(value) = text.get(offset..end) else { continue };
         let stars: String = value
@@ -154,6 +168,16 @@ fn mask_secrets(report: &Report, text: &str, context: &Context<'_>) -> String {
         masked.replace_range(offset..end, &stars);
     }
     masked
+}
+
+/// Whether the member at `pointer` is named like a credential (`password`, `clientSecret`,
+/// `token`, `serviceKey`…) rather than like the variable that holds one (`passwordEnv`).
+fn credential_key(pointer: &str) -> bool {
+    let key = pointer.rsplit('/').next().unwrap_or_default().to_ascii_lowercase();
+    !key.ends_with("env")
+        && ["password", "passwd", "secret", "token", "apikey", "api_key", "servicekey"]
+            .iter()
+            .any(|word| key.contains(word))
 }
 
 /// The code whose findings point at a credential in the spec.

@@ -58,6 +58,11 @@ impl SpanMap {
         self.nearest(pointer).map(|(_, entry)| located(pointer, entry.key.unwrap_or(entry.value)))
     }
 
+    /// Every node with a place, by JSON Pointer, with the place of its value.
+    pub fn values(&self) -> impl Iterator<Item = (&str, NodeSpan)> {
+        self.entries.iter().map(|(pointer, entry)| (pointer.as_str(), entry.value))
+    }
+
     /// The key's place of the member at `pointer`, if it is written in the file.
     pub fn key_span(&self, pointer: &str) -> Option<NodeSpan> {
         self.entries.get(pointer).and_then(|entry| entry.key)

@@ -99,3 +99,17 @@ fn no_report_format_reprints_an_inline_secret() {
         }
     }
 }
+
+#[test]
+fn an_invalid_spec_with_a_password_key_does_not_show_the_password_in_its_snippets() {
+    let secret = "hunter2SuperSecret";
+    let spec =
+        example().replace("passwordEnv: CABGATE_SN_PASSWORD", &format!("password: {secret}"));
+    let (_dir, path) = spec_file("password.yaml", spec.as_bytes());
+    let output = cabgate(&["lint", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert!(stdout.contains("unknown key `password`"), "{stdout}");
+    assert!(stdout.contains("password: ****"), "{stdout}");
+    assert!(!stdout.contains(secret), "{stdout}");
+}
