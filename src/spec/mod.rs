@@ -141,7 +141,23 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<LoadedSpec, SpecError> {
         }
         _ => return Err(invalid(Some(text.to_owned()), spans, findings)),
     };
-    findings.extend(schema::validate(&value, &spans));
+    // A YAML problem (an alias, a bad tag, `1e400`) leaves null at its node; the schema's
+    // complaint about that null's value would only repeat it (one about its key, such as an
+    // unknown key, still stands).
+    let nulled: Vec<&str> = parsed
+        .problems
+        .iter()
+        .map(|p| p.pointer.as_str())
+        .filter(|pointer| value.pointer(pointer).is_some_and(serde_json::Value::is_null))
+        .collect();
+    findings.extend(schema::validate(&value, &spans).into_iter().filter(|finding| {
+        finding.location.as_ref().is_none_or(|l| {
+            let at_key = spans
+                .key_span(&l.path)
+                .is_some_and(|key| (key.line, key.column) == (l.line, l.column));
+            at_key || !nulled.contains(&l.path.as_str())
+        })
+    }));
     if !findings.is_empty() {
         return Err(invalid(Some(text.to_owned()), spans, findings));
     }

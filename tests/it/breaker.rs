@@ -113,3 +113,19 @@ fn an_invalid_spec_with_a_password_key_does_not_show_the_password_in_its_snippet
     assert!(stdout.contains("password: ****"), "{stdout}");
     assert!(!stdout.contains(secret), "{stdout}");
 }
+
+#[test]
+fn a_value_the_yaml_loader_refuses_is_reported_once_not_again_by_the_schema() {
+    let spec = example().replace("urgency: 1 }", "urgency: 1e400 }");
+    let (_dir, path) = spec_file("float.yaml", spec.as_bytes());
+    let output = cabgate(&["lint", path.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let messages: Vec<&str> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, ["`1e400` is not a finite number"]);
+}
