@@ -58,6 +58,13 @@ impl From<FailOn> for Severity {
 
 /// Runs `cabgate lint`.
 pub fn run(args: Args) -> Outcome {
+    if let Some(output) = args.output.as_deref().filter(|out| same_file(&args.spec, out)) {
+        return Err(Failure::invalid(miette::miette!(
+            help = "write the report to another file",
+            "--output {} is the spec itself; the report would overwrite it",
+            output.display()
+        )));
+    }
     let name = args.spec.display().to_string();
     let color = args.output.is_none() && std::io::stdout().is_terminal();
     let loaded = match spec::load(&args.spec) {
@@ -87,6 +94,14 @@ pub fn run(args: Args) -> Outcome {
     let context = Context { source: Some(&loaded.source), spans: Some(&loaded.spans), color };
     emit(&report, &args, &context)?;
     Ok(Exit::for_report(&report, args.fail_on.into()))
+}
+
+/// Whether two paths name one existing file (through links, `./`, `..`).
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// Renders the report to stdout or, atomically, to `--output`.

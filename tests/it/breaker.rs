@@ -129,3 +129,14 @@ fn a_value_the_yaml_loader_refuses_is_reported_once_not_again_by_the_schema() {
         .collect();
     assert_eq!(messages, ["`1e400` is not a finite number"]);
 }
+
+#[test]
+fn lint_refuses_an_output_path_that_is_the_spec_itself() {
+    let spec = example();
+    let (dir, path) = spec_file("self.yaml", spec.as_bytes());
+    let alias = dir.path().join(".").join("self.yaml");
+    let output = cabgate(&["lint", path.to_str().unwrap(), "-o", alias.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("is the spec itself"), "{}", text(&output.stderr));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), spec, "the spec was overwritten");
+}
