@@ -70,6 +70,9 @@ pub struct Args {
 
 /// Runs `cabgate check`.
 pub fn run(args: Args) -> Outcome {
+    crate::cli::lint::refuse_to_overwrite(&args.spec, args.output.as_deref(), "--output")?;
+    let baseline_out = args.write_baseline.as_deref();
+    crate::cli::lint::refuse_to_overwrite(&args.spec, baseline_out, "--write-baseline")?;
     let name = args.spec.display().to_string();
     let color = args.output.is_none() && std::io::stdout().is_terminal();
     // Read the baseline first: a wrong path should not cost a full live read.
@@ -148,7 +151,8 @@ fn read_snapshot_file(
     path: &Path,
 ) -> Result<(serde_json::Value, chrono::DateTime<chrono::Utc>), Failure> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path)
+    // A snapshot of a 5,000-project workspace is about 35 MB; 256 MiB leaves room for any real one.
+    let text = crate::cli::read_capped(path, 256 << 20)
         .map_err(|e| Failure::invalid(miette::miette!("cannot read the snapshot {shown}: {e}")))?;
     let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         Failure::invalid(miette::miette!(
@@ -291,7 +295,7 @@ impl Baseline {
 
     /// Reads a baseline file.
     pub fn load(path: &Path) -> Result<Self, BaselineError> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::cli::read_capped(path, 256 << 20)
             .map_err(|source| BaselineError::Read { path: path.to_owned(), source })?;
         let baseline: Baseline =
             serde_json::from_str(&text).map_err(|e| BaselineError::Invalid {

@@ -58,13 +58,7 @@ impl From<FailOn> for Severity {
 
 /// Runs `cabgate lint`.
 pub fn run(args: Args) -> Outcome {
-    if let Some(output) = args.output.as_deref().filter(|out| same_file(&args.spec, out)) {
-        return Err(Failure::invalid(miette::miette!(
-            help = "write the report to another file",
-            "--output {} is the spec itself; the report would overwrite it",
-            output.display()
-        )));
-    }
+    refuse_to_overwrite(&args.spec, args.output.as_deref(), "--output")?;
     let name = args.spec.display().to_string();
     let color = args.output.is_none() && std::io::stdout().is_terminal();
     let loaded = match spec::load(&args.spec) {
@@ -97,6 +91,18 @@ pub fn run(args: Args) -> Outcome {
 }
 
 /// Whether two paths name one existing file (through links, `./`, `..`).
+/// Refuses (exit 2) an output file that is the spec itself: writing it would destroy the spec.
+pub fn refuse_to_overwrite(spec: &Path, output: Option<&Path>, flag: &str) -> Result<(), Failure> {
+    match output.filter(|out| same_file(spec, out)) {
+        Some(output) => Err(Failure::invalid(miette::miette!(
+            help = "write it to another file",
+            "{flag} {} is the spec itself; writing there would overwrite it",
+            output.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,

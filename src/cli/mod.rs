@@ -183,3 +183,27 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
 }
+
+/// Reads a whole text file, refusing one larger than `limit` bytes: an input file given by
+/// mistake (`/dev/zero`, a disk image) must end the run with a clear error, not eat the memory.
+pub fn read_capped(path: &std::path::Path, limit: u64) -> std::io::Result<String> {
+    use std::io::Read;
+
+    let file = std::fs::File::open(path)?;
+    let too_large = || {
+        std::io::Error::other(format!(
+            "it is larger than {} MiB, more than any file cabgate reads",
+            limit >> 20
+        ))
+    };
+    // A regular file says its size; a device or a pipe is read up to one byte past the limit.
+    if file.metadata().is_ok_and(|m| m.is_file() && m.len() > limit) {
+        return Err(too_large());
+    }
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(text)
+}

@@ -28,6 +28,7 @@ pub struct Args {
 
 /// Runs `cabgate snapshot`.
 pub fn run(args: Args) -> Outcome {
+    crate::cli::lint::refuse_to_overwrite(&args.spec, args.output.as_deref(), "--output")?;
     let spec = load_spec(&args.spec)?;
     let (snapshot, _) = read_live(&spec)?;
     let text = snapshot.to_pretty_json();

@@ -140,3 +140,27 @@ fn lint_refuses_an_output_path_that_is_the_spec_itself() {
     assert!(text(&output.stderr).contains("is the spec itself"), "{}", text(&output.stderr));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), spec, "the spec was overwritten");
 }
+
+#[test]
+fn snapshot_and_check_refuse_output_paths_that_are_the_spec_itself() {
+    let (_dir, path) = spec_file("spec.yaml", example().as_bytes());
+    let spec = path.to_str().unwrap();
+    for args in [
+        vec!["snapshot", spec, "-o", spec],
+        vec!["check", spec, "--output", spec],
+        vec!["check", spec, "--write-baseline", spec],
+    ] {
+        let output = cabgate(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output.stderr));
+        assert!(text(&output.stderr).contains("is the spec itself"), "{args:?}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), example(), "{args:?}");
+    }
+}
+
+#[test]
+fn check_refuses_an_endless_snapshot_file_instead_of_reading_it_forever() {
+    let (_dir, path) = spec_file("spec.yaml", example().as_bytes());
+    let output = cabgate(&["check", path.to_str().unwrap(), "--snapshot", "/dev/zero"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(text(&output.stderr).contains("larger than"), "{}", text(&output.stderr));
+}
