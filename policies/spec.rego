@@ -30,6 +30,28 @@ findings contains f if {
 	}
 }
 
+# A key pasted where the name of its variable belongs (`serviceKeyEnv: bbs_…`): both are valid
+# variable names, so only the value's form tells them apart.
+pasted_keys := {
+	"a Bytebase service key": `^bbs_[A-Za-z0-9]{16,}$`,
+	"an AWS access key": `^AKIA[0-9A-Z]{16}$`,
+}
+
+findings contains f if {
+	some s in input.index.strings
+	env_name(s.key)
+	some what, pattern in pasted_keys
+	regex.match(pattern, s.value)
+	f := {
+		"code": "spec/secret-inline",
+		"message": concat("", [
+			"the value at ", s.path, " looks like ", what,
+			" itself, not the name of the environment variable that holds it",
+		]),
+		"path": s.path,
+	}
+}
+
 matches_a_pattern(value) if {
 	some pattern in patterns
 	regex.match(pattern, value)

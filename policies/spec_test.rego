@@ -20,6 +20,10 @@ test_a_service_key_is_a_secret if {
 	"spec/secret-inline" in codes(base, strings([{"path": "/name", "key": "name", "value": "bbs_abcdefghij0123456789", "entropy": 3}]))
 }
 
+test_a_service_key_pasted_into_an_env_field_is_a_secret if {
+	"spec/secret-inline" in codes(base, strings([{"path": "/bytebase/serviceKeyEnv", "key": "serviceKeyEnv", "value": "bbs_AbCdEf0123456789SECRETxyz", "entropy": 4.2}]))
+}
+
 test_credentials_in_a_url_are_a_secret if {
 	"spec/secret-inline" in codes(base, strings([{"path": "/state/url", "key": "url", "value": "postgres://cab:hunter2@db/cab", "entropy": 3}]))
 }
