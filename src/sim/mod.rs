@@ -112,8 +112,18 @@ impl World {
         })?;
         let value = docs.first().map(yaml_to_json).unwrap_or(serde_json::Value::Null);
         let value = if value.is_null() { serde_json::json!({}) } else { value };
-        serde_json::from_value(value)
-            .map_err(|e| SimError::World { origin: origin.into(), message: e.to_string() })
+        let world: World = serde_json::from_value(value)
+            .map_err(|e| SimError::World { origin: origin.into(), message: e.to_string() })?;
+        // A dangling name (a group member, the CAB group, an OAuth user) would make the emulator
+        // behave unlike any instance; say so rather than start.
+        let problems = world.servicenow.problems();
+        if !problems.is_empty() {
+            return Err(SimError::World {
+                origin: origin.into(),
+                message: format!("servicenow: {}", problems.join("; ")),
+            });
+        }
+        Ok(world)
     }
 }
 

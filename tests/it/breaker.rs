@@ -164,3 +164,14 @@ fn check_refuses_an_endless_snapshot_file_instead_of_reading_it_forever() {
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert!(text(&output.stderr).contains("larger than"), "{}", text(&output.stderr));
 }
+
+#[test]
+fn a_world_with_a_dangling_servicenow_name_is_refused_with_its_field() {
+    let world = "servicenow:\n  users:\n    - { user_name: carol }\n  groups:\n    - { name: CAB, \
+                 members: [carol, ghost] }\n";
+    let (_dir, path) = spec_file("world.yaml", world.as_bytes());
+    let output = cabgate(&["sim", "--world", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("world.yaml") && stderr.contains("ghost"), "{stderr}");
+}
