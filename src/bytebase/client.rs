@@ -376,7 +376,10 @@ impl Client {
                     let retryable = error.is_connect() || method == Method::GET;
                     let reason = describe(&error);
                     tracing::debug!(parent: &span, elapsed_ms, %reason, "bytebase unreachable");
-                    (BytebaseError::Transport { call: call.to_owned(), reason }, None, retryable)
+                    let base_url = self.base_url().to_owned();
+                    let error =
+                        BytebaseError::Transport { call: call.to_owned(), base_url, reason };
+                    (error, None, retryable)
                 }
             };
             if !retryable || !policy.may_retry(attempt) {

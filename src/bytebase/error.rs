@@ -121,10 +121,12 @@ pub enum BytebaseError {
         details: Vec<serde_json::Value>,
     },
     /// No answer: connection refused or reset, DNS, TLS, or the per-request timeout.
-    #[error("{call}: Bytebase could not be reached: {reason}")]
+    #[error("{call}: Bytebase at {base_url} could not be reached: {reason}")]
     Transport {
         /// Method and endpoint.
         call: String,
+        /// The workspace URL the spec names (`bytebase.url`), so a wrong one is easy to spot.
+        base_url: String,
         /// What the HTTP stack said (no URL query, no header).
         reason: String,
     },
