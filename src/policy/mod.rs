@@ -172,6 +172,12 @@ fn to_finding(package: &str, value: &Value, spec: &LoadedSpec) -> Result<Finding
     };
     let code = text("code")?.ok_or_else(|| problem(format!("{value} has no `code`")))?;
     let message = text("message")?.ok_or_else(|| problem(format!("{code} has no `message`")))?;
+    // `spec/schema` means "the spec cannot be used" (exit 2): only the spec loader says that.
+    if code == "spec/schema" {
+        return Err(problem(
+            "`spec/schema` is reserved for the spec loader; use a code of your own".into(),
+        ));
+    }
     let info = code_info(&code);
     let severity = match text("severity")?.as_deref() {
         None => info.map_or(Severity::Error, |i| i.severity),

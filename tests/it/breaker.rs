@@ -175,3 +175,15 @@ fn a_world_with_a_dangling_servicenow_name_is_refused_with_its_field() {
     let stderr = text(&output.stderr);
     assert!(stderr.contains("world.yaml") && stderr.contains("ghost"), "{stderr}");
 }
+
+#[test]
+fn a_user_policy_cannot_claim_the_spec_is_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let rego = "package cabgate.rules.x\n\nfindings contains {\"code\": \"spec/schema\", \
+                \"message\": \"gotcha\"} if true\n";
+    std::fs::write(dir.path().join("x.rego"), rego).unwrap();
+    let output = cabgate(&["lint", EXAMPLE, "--policy", dir.path().to_str().unwrap()]);
+    assert_ne!(output.status.code(), Some(2), "a user rule must not turn into exit 2");
+    assert_ne!(output.status.code(), Some(0));
+    assert!(text(&output.stderr).contains("reserved for the spec loader"));
+}
