@@ -170,19 +170,22 @@ pub fn regorus_value(value: &Value) -> regorus::Value {
     regorus::Value::deserialize(value).unwrap_or(regorus::Value::Null)
 }
 
-/// The policy input `{spec, live, index, now}` in regorus's form, built from its parts. The
-/// snapshot's `skippedIssues` are cut to the lookback window (`cutoff`) as in
-/// [`super::build_input`]: older ones concern no policy, and a big snapshot holds many.
-pub fn input_value(
-    spec: &Value,
-    live: Option<&Value>,
-    index: Value,
-    now: &str,
-    cutoff: chrono::DateTime<chrono::Utc>,
-) -> regorus::Value {
+/// The policy input `{spec, live, index, now}` in regorus's form, built from its parts: `live`
+/// comes from [`live_value`].
+pub fn input_value(spec: &Value, live: regorus::Value, index: Value, now: &str) -> regorus::Value {
     let mut input = std::collections::BTreeMap::new();
     input.insert(regorus::Value::from("spec"), regorus_value(spec));
-    let live = match live {
+    input.insert(regorus::Value::from("live"), live);
+    input.insert(regorus::Value::from("index"), regorus::Value::from(index));
+    input.insert(regorus::Value::from("now"), regorus::Value::from(now));
+    regorus::Value::from(input)
+}
+
+/// The live snapshot in regorus's form. Its `skippedIssues` are cut to the lookback window
+/// (`cutoff`) as in [`super::build_input`]: older ones concern no policy, and a big snapshot
+/// holds many.
+pub fn live_value(live: Option<&Value>, cutoff: chrono::DateTime<chrono::Utc>) -> regorus::Value {
+    match live {
         Some(Value::Object(fields)) => {
             let mut object = std::collections::BTreeMap::new();
             for (key, value) in fields {
@@ -202,11 +205,7 @@ pub fn input_value(
         }
         Some(other) => regorus_value(other),
         None => regorus::Value::Null,
-    };
-    input.insert(regorus::Value::from("live"), live);
-    input.insert(regorus::Value::from("index"), regorus::Value::from(index));
-    input.insert(regorus::Value::from("now"), regorus::Value::from(now));
-    regorus::Value::from(input)
+    }
 }
 
 /// `{"cabgate": {"codes": {code: info}}}` from the catalogue.

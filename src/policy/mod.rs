@@ -127,10 +127,18 @@ pub fn evaluate(
     let mut profile = vec![("(load)".to_owned(), started.elapsed())];
     let started = std::time::Instant::now();
     let live = live.filter(|l| !l.is_null());
-    let index = index::build(&spec.document, live, options.now);
-    let now = options.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let cutoff = index::lookback_cutoff(&spec.document, options.now);
-    let input = engine::input_value(&spec.document, live, index, &now, cutoff);
+    // The index and the conversion of the snapshot to regorus's form each take a pass over a
+    // snapshot that can be tens of megabytes; they are independent, so they run side by side.
+    let (index, live) = std::thread::scope(|scope| {
+        let converting = scope.spawn(|| engine::live_value(live, cutoff));
+        let index = index::build(&spec.document, live, options.now);
+        // A panic in the conversion is a bug; re-raise it here rather than lose it.
+        let live = converting.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (index, live)
+    });
+    let now = options.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let input = engine::input_value(&spec.document, live, index, &now);
     profile.push(("(index)".to_owned(), started.elapsed()));
     let raw = policies.evaluate_input(input)?;
     let mut findings = Vec::new();
