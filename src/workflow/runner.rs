@@ -18,7 +18,7 @@ use crate::spec::Spec;
 use crate::spec::model::{ActionKind, WorkflowSpec};
 use crate::workflow::act::{ActSettings, Outcome, Target};
 use crate::workflow::decide::{Machine, Record, Step, decide};
-use crate::workflow::facts::Governance;
+use crate::workflow::facts::{Governance, Observation};
 use crate::workflow::listen::Wake;
 use crate::workflow::metrics::Metrics;
 use crate::workflow::observe::{Projects, observe, observe_one};
@@ -260,6 +260,17 @@ impl<B: Bytebase, S: ServiceNow, St: Store> Runner<B, S, St> {
         .await
     }
 
+    /// The next step for one issue, under the spec's machine: the one place a pass, a dry run
+    /// and a follow-up step within a pass decide, so they can never disagree.
+    fn decide(
+        &self,
+        record: Option<&Record>,
+        observation: &Observation,
+        now: DateTime<Utc>,
+    ) -> Option<Step> {
+        decide(&self.settings.machine, &self.settings.act.governance, record, observation, now)
+    }
+
     async fn records(&self) -> PortResult<BTreeMap<String, Record>> {
         Ok(self.store.records().await?.into_iter().map(|r| (r.issue.clone(), r)).collect())
     }
@@ -271,13 +282,7 @@ impl<B: Bytebase, S: ServiceNow, St: Store> Runner<B, S, St> {
         let observed = self.observe(records, &BTreeSet::new()).await?;
         let mut planned = Vec::new();
         for item in &observed.items {
-            let Some(step) = decide(
-                &self.settings.machine,
-                &self.settings.act.governance,
-                item.record.as_ref(),
-                &item.observation,
-                now,
-            ) else {
+            let Some(step) = self.decide(item.record.as_ref(), &item.observation, now) else {
                 continue;
             };
             let payloads =
@@ -333,13 +338,7 @@ impl<B: Bytebase, S: ServiceNow, St: Store> Runner<B, S, St> {
             if item.observation.change.as_ref().is_some_and(|c| c.approval == "requested") {
                 pending += 1;
             }
-            let Some(step) = decide(
-                &self.settings.machine,
-                &self.settings.act.governance,
-                item.record.as_ref(),
-                &item.observation,
-                now,
-            ) else {
+            let Some(step) = self.decide(item.record.as_ref(), &item.observation, now) else {
                 continue;
             };
             let mut record = item.record.clone().unwrap_or_else(|| {
@@ -372,14 +371,7 @@ impl<B: Bytebase, S: ServiceNow, St: Store> Runner<B, S, St> {
                         Err(e) if e.kind == ErrorKind::Fatal => return Err(e),
                         Err(_) => break,
                     };
-                let next = decide(
-                    machine,
-                    &self.settings.act.governance,
-                    Some(&record),
-                    &observation,
-                    now,
-                );
-                match next {
+                match self.decide(Some(&record), &observation, now) {
                     Some(next) => step = next,
                     None => break,
                 }
@@ -423,7 +415,7 @@ impl<B: Bytebase, S: ServiceNow, St: Store> Runner<B, S, St> {
     async fn act(
         &self,
         step: &Step,
-        observation: &crate::workflow::facts::Observation,
+        observation: &Observation,
         record: &mut Record,
         now: DateTime<Utc>,
         stop: &Stop,
