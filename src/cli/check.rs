@@ -13,14 +13,13 @@
 //! counted in `summary.waived`, so the contract's fields keep their meaning).
 
 use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::cli::lint::{FailOn, write_atomically};
+use crate::cli::lint::{ReportArgs, write_atomically};
 use crate::cli::snapshot::read_live;
-use crate::cli::{Failure, Outcome, print_stdout};
+use crate::cli::{Failure, Outcome};
 use crate::finding::{Exit, Finding, Report};
 use crate::live;
 use crate::policy;
@@ -39,17 +38,9 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub snapshot: Option<PathBuf>,
 
-    /// Report format.
-    #[arg(long, value_enum, default_value_t = Format::Human)]
-    pub format: Format,
-
-    /// A folder of your own Rego policies, evaluated with the built-in ones (repeatable).
-    #[arg(long = "policy", value_name = "DIR")]
-    pub policies: Vec<PathBuf>,
-
-    /// The lowest severity that fails the run (exit 1).
-    #[arg(long, value_enum, default_value_t = FailOn::Error)]
-    pub fail_on: FailOn,
+    /// How findings are judged and reported (the same options as `lint`).
+    #[command(flatten)]
+    pub report: ReportArgs,
 
     /// Findings recorded in this file (by `--write-baseline`) do not fail the run.
     #[arg(long, value_name = "FILE")]
@@ -62,19 +53,15 @@ pub struct Args {
     /// Print the time each policy package took on stderr.
     #[arg(long)]
     pub profile: bool,
-
-    /// Write the report to this file (atomically) instead of stdout.
-    #[arg(short = 'o', long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
 }
 
 /// Runs `cabgate check`.
 pub fn run(args: Args) -> Outcome {
-    crate::cli::lint::refuse_to_overwrite(&args.spec, args.output.as_deref(), "--output")?;
+    crate::cli::lint::refuse_to_overwrite(&args.spec, args.report.output.as_deref(), "--output")?;
     let baseline_out = args.write_baseline.as_deref();
     crate::cli::lint::refuse_to_overwrite(&args.spec, baseline_out, "--write-baseline")?;
     let name = args.spec.display().to_string();
-    let color = args.output.is_none() && std::io::stdout().is_terminal();
+    let color = args.report.color();
     // Read the baseline first: a wrong path should not cost a full live read.
     let baseline = match &args.baseline {
         Some(path) => Some(Baseline::load(path).map_err(Failure::invalid)?),
@@ -123,7 +110,7 @@ pub fn run(args: Args) -> Outcome {
     let report = Report::new(name, findings);
     let context = Context { source: Some(&loaded.source), spans: Some(&loaded.spans), color };
     emit(&report, &args, &context, &accepted)?;
-    Ok(Exit::for_report(&report, args.fail_on.into()))
+    Ok(Exit::for_report(&report, args.report.fail_on.into()))
 }
 
 /// Evaluates every policy over the spec and the live document; `--profile` goes to stderr.
@@ -133,7 +120,7 @@ fn evaluate(
     now: chrono::DateTime<chrono::Utc>,
     args: &Args,
 ) -> Result<Vec<Finding>, Failure> {
-    let options = policy::Options { user_dirs: args.policies.clone(), now };
+    let options = policy::Options { user_dirs: args.report.policies.clone(), now };
     // As in `lint`: a policy that cannot be read, compiled or evaluated makes the `--policy`
     // input (or the build) unusable, which is exit 2, not a remote failure.
     let evaluation = policy::evaluate(loaded, Some(live), &options).map_err(Failure::invalid)?;
@@ -191,18 +178,13 @@ fn emit(
     context: &Context<'_>,
     accepted: &BTreeSet<BaselineKey>,
 ) -> Result<(), Failure> {
-    let text = if args.format == Format::Json && !accepted.is_empty() {
+    let format = args.report.format;
+    let text = if format == Format::Json && !accepted.is_empty() {
         json_with_baseline(report, accepted)
     } else {
-        report::render(report, args.format, context)
+        report::render(report, format, context)
     };
-    match &args.output {
-        Some(path) => write_atomically(path, text.as_bytes()).map_err(|error| {
-            Failure::runtime(miette::miette!("cannot write the report {}: {error}", path.display()))
-        }),
-        None => print_stdout(&text)
-            .map_err(|error| Failure::runtime(miette::miette!("cannot write the report: {error}"))),
-    }
+    args.report.write(&text)
 }
 
 /// The JSON report with `"baseline": true` on accepted findings and `summary.baselined`: added

@@ -21,6 +21,14 @@ pub struct Args {
     #[arg(value_name = "SPEC")]
     pub spec: PathBuf,
 
+    /// How findings are judged and reported.
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// The options `lint` and `check` share: both evaluate policies and report findings alike.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -36,6 +44,28 @@ pub struct Args {
     /// Write the report to this file (atomically) instead of stdout.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    /// Whether the human report may use colors: only on a terminal, never into a file.
+    pub fn color(&self) -> bool {
+        self.output.is_none() && std::io::stdout().is_terminal()
+    }
+
+    /// Writes a rendered report to stdout or, atomically, to `--output`.
+    pub fn write(&self, text: &str) -> Result<(), Failure> {
+        match &self.output {
+            Some(path) => write_atomically(path, text.as_bytes()).map_err(|error| {
+                Failure::runtime(miette::miette!(
+                    "cannot write the report to {}: {error}",
+                    path.display()
+                ))
+            }),
+            None => print_stdout(text).map_err(|error| {
+                Failure::runtime(miette::miette!("cannot write the report: {error}"))
+            }),
+        }
+    }
 }
 
 /// Severities that can fail a run.
@@ -58,9 +88,9 @@ impl From<FailOn> for Severity {
 
 /// Runs `cabgate lint`.
 pub fn run(args: Args) -> Outcome {
-    refuse_to_overwrite(&args.spec, args.output.as_deref(), "--output")?;
+    refuse_to_overwrite(&args.spec, args.report.output.as_deref(), "--output")?;
     let name = args.spec.display().to_string();
-    let color = args.output.is_none() && std::io::stdout().is_terminal();
+    let color = args.report.color();
     let loaded = match spec::load(&args.spec) {
         Ok(loaded) => loaded,
         Err(error @ SpecError::Read { .. }) => return Err(Failure::invalid(error)),
@@ -70,10 +100,11 @@ pub fn run(args: Args) -> Outcome {
             let context =
                 Context { source: invalid.source.as_deref(), spans: Some(&invalid.spans), color };
             emit(&report, &args, &context)?;
-            return Ok(Exit::for_report(&report, args.fail_on.into()));
+            return Ok(Exit::for_report(&report, args.report.fail_on.into()));
         }
     };
-    let options = policy::Options { user_dirs: args.policies.clone(), now: chrono::Utc::now() };
+    let options =
+        policy::Options { user_dirs: args.report.policies.clone(), now: chrono::Utc::now() };
     let findings = match policy::evaluate(&loaded, None, &options) {
         Ok(evaluation) => evaluation.findings,
         // A policy folder that cannot be read or Rego that does not parse is bad input on the
@@ -87,7 +118,7 @@ pub fn run(args: Args) -> Outcome {
     let report = Report::new(name, findings);
     let context = Context { source: Some(&loaded.source), spans: Some(&loaded.spans), color };
     emit(&report, &args, &context)?;
-    Ok(Exit::for_report(&report, args.fail_on.into()))
+    Ok(Exit::for_report(&report, args.report.fail_on.into()))
 }
 
 /// Whether two paths name one existing file (through links, `./`, `..`).
@@ -112,17 +143,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 /// Renders the report to stdout or, atomically, to `--output`.
 fn emit(report: &Report, args: &Args, context: &Context<'_>) -> Result<(), Failure> {
-    let text = report::render(report, args.format, context);
-    match &args.output {
-        Some(path) => write_atomically(path, text.as_bytes()).map_err(|error| {
-            Failure::runtime(miette::miette!(
-                "cannot write the report to {}: {error}",
-                path.display()
-            ))
-        }),
-        None => print_stdout(&text)
-            .map_err(|error| Failure::runtime(miette::miette!("cannot write the report: {error}"))),
-    }
+    args.report.write(&report::render(report, args.report.format, context))
 }
 
 /// Writes `bytes` to a temporary file next to `path`, then renames it over `path`: a reader sees
