@@ -100,18 +100,22 @@ impl World {
         World::from_yaml(&text, &path.display().to_string())
     }
 
-    /// Parses a world from YAML (JSON is YAML too); `origin` names it in errors.
+    /// Parses a world from YAML (JSON is YAML too); `origin` names it in errors. The spec's
+    /// loader reads it, so a world gets the same line-and-column errors as a spec.
     pub fn from_yaml(text: &str, origin: &str) -> Result<World, SimError> {
-        use saphyr::LoadableYamlNode;
-
-        let docs = saphyr::Yaml::load_from_str(text).map_err(|e| SimError::Yaml {
-            origin: origin.into(),
-            line: e.marker().line(),
-            column: e.marker().col() + 1,
-            message: e.info().into(),
-        })?;
-        let value = docs.first().map(yaml_to_json).unwrap_or(serde_json::Value::Null);
-        let value = if value.is_null() { serde_json::json!({}) } else { value };
+        let parsed = crate::spec::yaml::parse(text);
+        let value = match (parsed.value, parsed.problems.into_iter().next()) {
+            (_, Some(problem)) if !text.trim().is_empty() => {
+                return Err(SimError::Yaml {
+                    origin: origin.into(),
+                    line: problem.span.line,
+                    column: problem.span.column,
+                    message: problem.message,
+                });
+            }
+            (Some(value), _) if !value.is_null() => value,
+            _ => serde_json::json!({}),
+        };
         let world: World = serde_json::from_value(value)
             .map_err(|e| SimError::World { origin: origin.into(), message: e.to_string() })?;
         // A dangling name (a group member, the CAB group, an OAuth user) would make the emulator
@@ -124,37 +128,6 @@ impl World {
             });
         }
         Ok(world)
-    }
-}
-
-/// Converts a YAML node to JSON (aliases and tags are not supported in worlds).
-fn yaml_to_json(node: &saphyr::Yaml<'_>) -> serde_json::Value {
-    use saphyr::{Scalar, Yaml};
-    use serde_json::Value;
-
-    match node {
-        Yaml::Value(Scalar::Null) => Value::Null,
-        Yaml::Value(Scalar::Boolean(b)) => Value::Bool(*b),
-        Yaml::Value(Scalar::Integer(i)) => Value::from(*i),
-        Yaml::Value(Scalar::FloatingPoint(f)) => {
-            serde_json::Number::from_f64(f.into_inner()).map(Value::Number).unwrap_or(Value::Null)
-        }
-        Yaml::Value(Scalar::String(s)) => Value::String(s.to_string()),
-        Yaml::Representation(s, _, _) => Value::String(s.to_string()),
-        Yaml::Sequence(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
-        Yaml::Mapping(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let key = match yaml_to_json(k) {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    (key, yaml_to_json(v))
-                })
-                .collect(),
-        ),
-        Yaml::Tagged(_, inner) => yaml_to_json(inner),
-        Yaml::Alias(_) | Yaml::BadValue => Value::Null,
     }
 }
 
