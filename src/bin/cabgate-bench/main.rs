@@ -6,6 +6,8 @@
 //! the emulators over loopback HTTP for the live read and the runner.
 //!
 //! Run: `cargo run --release --bin cabgate-bench` (add `--quick` for a smaller workspace).
+//! `cabgate-bench --write-synthetic DIR` only writes the large synthetic workspace (`bench.yaml`
+//! and `snapshot.json`), to profile `cabgate check --snapshot` by hand.
 
 mod live;
 mod synthetic;
@@ -28,6 +30,20 @@ fn main() {
     if rest.first().is_some_and(|a| a == "--as-cabgate") {
         let forwarded = std::iter::once(program).chain(rest.into_iter().skip(1));
         std::process::exit(cabgate::cli::main_from(forwarded));
+    }
+    if rest.first().is_some_and(|a| a == "--write-synthetic") {
+        let Some(dir) = rest.get(1) else {
+            eprintln!("cabgate-bench: --write-synthetic needs a folder");
+            std::process::exit(2);
+        };
+        match write_synthetic(Path::new(dir), synthetic::Scale::LARGE) {
+            Ok(size) => println!("wrote bench.yaml and snapshot.json ({size} MB)"),
+            Err(error) => {
+                eprintln!("cabgate-bench: {error}");
+                std::process::exit(3);
+            }
+        }
+        return;
     }
     let quick = rest.iter().any(|a| a == "--quick");
     if let Err(error) = run(quick) {
@@ -79,10 +95,7 @@ fn check_snapshot_rows(work: &Path, quick: bool) -> Result<Vec<Row>, String> {
     };
     let spec = work.join("bench.yaml");
     let snapshot = work.join("snapshot.json");
-    std::fs::write(&spec, synthetic::spec_yaml()).map_err(|e| e.to_string())?;
-    let document = synthetic::snapshot(scale, chrono::Utc::now());
-    let text = serde_json::to_string(&document).map_err(|e| e.to_string())?;
-    std::fs::write(&snapshot, &text).map_err(|e| e.to_string())?;
+    let size = write_synthetic(work, scale)?;
 
     let mut times = Vec::new();
     for _ in 0..3 {
@@ -96,11 +109,7 @@ fn check_snapshot_rows(work: &Path, quick: bool) -> Result<Vec<Row>, String> {
     }
     let what = format!(
         "check --snapshot: {} projects, {} bindings, {} environments, {} issues ({} MB)",
-        scale.projects,
-        scale.bindings,
-        scale.environments,
-        scale.issues,
-        text.len() / 1_000_000
+        scale.projects, scale.bindings, scale.environments, scale.issues, size
     );
     Ok(vec![
         Row {
@@ -114,6 +123,17 @@ fn check_snapshot_rows(work: &Path, quick: bool) -> Result<Vec<Row>, String> {
             target: "-".into(),
         },
     ])
+}
+
+/// Writes `bench.yaml` and `snapshot.json` of the synthetic workspace into `dir`; returns the
+/// snapshot's size in MB.
+fn write_synthetic(dir: &Path, scale: synthetic::Scale) -> Result<usize, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::write(dir.join("bench.yaml"), synthetic::spec_yaml()).map_err(|e| e.to_string())?;
+    let document = synthetic::snapshot(scale, chrono::Utc::now());
+    let text = serde_json::to_string(&document).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("snapshot.json"), &text).map_err(|e| e.to_string())?;
+    Ok(text.len() / 1_000_000)
 }
 
 /// The live read of a workspace against the emulator with 20 ms added to every request.
