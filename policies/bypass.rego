@@ -1,10 +1,11 @@
 # Issues that bypassed approval (`cabgate check`): SKIPPED issues of governed projects inside the
-# lookback window (`alerts.skippedApproval.lookback`; the window is cut in Rust).
+# lookback window (`alerts.skippedApproval.lookback`; the window is cut in Rust, and the index
+# groups the issues by project, so only governed projects' issues are visited).
 package cabgate.rules.bypass
 
 findings contains f if {
-	some issue in input.index.skippedIssues
-	input.index.governedProjects[issue.project]
+	some project, _ in input.index.governedProjects
+	some issue in input.index.skippedIssues[project]
 	f := {
 		"code": "bypass/skipped-issue",
 		"message": concat("", [

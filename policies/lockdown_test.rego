@@ -8,24 +8,26 @@ spec_doc := {"lockdown": {
 	"projectSettings": {"requireIssueApproval": true, "allowSelfApproval": false},
 }}
 
-live(members, project) := {
-	"workspace": "workspaces/w",
-	"workspaceIamPolicy": {"bindings": [{"role": "roles/workspaceAdmin", "members": members, "condition": {"expression": ""}}]},
-	"projects": [project],
-}
+live(project) := {"workspace": "workspaces/w", "projects": [project]}
 
-index := {
+# The index's grants of roles/workspaceAdmin to `members` on the workspace.
+index(members) := {
 	"permissionRoles": {"roles/workspaceAdmin": true},
 	"rolloutRoles": {},
 	"governedProjects": {"projects/pay": true},
-	"groups": {},
-	"conditions": {"": {"expired": false, "residual": false}},
+	"grants": {"roles/workspaceAdmin": [g |
+		some m in members
+		g := {
+			"principal": m, "member": m, "role": "roles/workspaceAdmin", "resource": "workspaces/w",
+			"via": ["roles/workspaceAdmin", "workspaces/w:getIamPolicy"],
+		}
+	]},
 }
 
 project := {"name": "projects/pay", "requireIssueApproval": true, "allowSelfApproval": false, "iamPolicy": {"bindings": []}}
 
 findings(members, p) := fs if {
-	fs := lockdown.findings with input as {"spec": spec_doc, "live": live(members, p), "index": index}
+	fs := lockdown.findings with input as {"spec": spec_doc, "live": live(p), "index": index(members)}
 }
 
 test_an_allowed_holder_is_fine if {

@@ -13,15 +13,13 @@ index(envs, rollout_roles) := {
 	"permissionRoles": {},
 	"rolloutRoles": rollout_roles,
 	"governedProjects": {},
-	"groups": {},
-	"conditions": {"": {"expired": false, "residual": false}},
+	"grants": {"roles/releaser": [{
+		"principal": "user:rel@acme.example", "member": "user:rel@acme.example", "role": "roles/releaser",
+		"resource": "workspaces/w", "via": ["roles/releaser", "workspaces/w:getIamPolicy"],
+	}]},
 }
 
-live := {
-	"workspace": "workspaces/w",
-	"workspaceIamPolicy": {"bindings": [{"role": "roles/releaser", "members": ["user:rel@acme.example"], "condition": {"expression": ""}}]},
-	"projects": [],
-}
+live := {"workspace": "workspaces/w"}
 
 codes(envs, roles) := {f.code | fs := rollout.findings with input as {"spec": spec_doc, "live": live, "index": index(envs, roles)}; some f in fs}
 

@@ -273,8 +273,8 @@ async fn check(ctx: &mut Ctx) -> Result<(), DemoError> {
         .await
         .map_err(|e| fail(STEP, e))?;
     let options = policy::Options { user_dirs: Vec::new(), now: snapshot.taken_at };
-    let evaluation = policy::evaluate(&ctx.loaded, Some(&snapshot.to_value()), &options)
-        .map_err(|e| fail(STEP, e))?;
+    let evaluation =
+        policy::evaluate(&ctx.loaded, Some(&snapshot), &options).map_err(|e| fail(STEP, e))?;
     let report = Report::new("demo.yaml", evaluation.findings);
     let t = &mut ctx.text;
     t.heading("2. Check the live Bytebase workspace against the spec (the drift job)");

@@ -127,7 +127,7 @@ impl PolicySet {
     }
 
     /// Evaluates `findings` of every package over an input already in regorus's form (see
-    /// [`input_value`]: big snapshots are converted once, without a copy).
+    /// [`super::input`]: big snapshots are converted once, without a JSON tree in between).
     pub fn evaluate_input(
         &mut self,
         input: regorus::Value,
@@ -168,44 +168,6 @@ pub fn regorus_value(value: &Value) -> regorus::Value {
     use serde::Deserialize as _;
     // Every JSON value has a regorus form; the fallback is unreachable but keeps this total.
     regorus::Value::deserialize(value).unwrap_or(regorus::Value::Null)
-}
-
-/// The policy input `{spec, live, index, now}` in regorus's form, built from its parts: `live`
-/// comes from [`live_value`].
-pub fn input_value(spec: &Value, live: regorus::Value, index: Value, now: &str) -> regorus::Value {
-    let mut input = std::collections::BTreeMap::new();
-    input.insert(regorus::Value::from("spec"), regorus_value(spec));
-    input.insert(regorus::Value::from("live"), live);
-    input.insert(regorus::Value::from("index"), regorus::Value::from(index));
-    input.insert(regorus::Value::from("now"), regorus::Value::from(now));
-    regorus::Value::from(input)
-}
-
-/// The live snapshot in regorus's form. Its `skippedIssues` are cut to the lookback window
-/// (`cutoff`) as in [`super::build_input`]: older ones concern no policy, and a big snapshot
-/// holds many.
-pub fn live_value(live: Option<&Value>, cutoff: chrono::DateTime<chrono::Utc>) -> regorus::Value {
-    match live {
-        Some(Value::Object(fields)) => {
-            let mut object = std::collections::BTreeMap::new();
-            for (key, value) in fields {
-                let converted = match (key.as_str(), value) {
-                    ("skippedIssues", Value::Array(issues)) => regorus::Value::from(
-                        issues
-                            .iter()
-                            .filter(|i| super::index::in_window(i, cutoff))
-                            .map(regorus_value)
-                            .collect::<Vec<_>>(),
-                    ),
-                    _ => regorus_value(value),
-                };
-                object.insert(regorus::Value::from(key.as_str()), converted);
-            }
-            regorus::Value::from(object)
-        }
-        Some(other) => regorus_value(other),
-        None => regorus::Value::Null,
-    }
 }
 
 /// `{"cabgate": {"codes": {code: info}}}` from the catalogue.

@@ -12,33 +12,116 @@ use chrono::{DateTime, Utc};
 use globset::{Glob, GlobSetBuilder};
 use serde_json::{Map, Value, json};
 
+use crate::live::{BindingFacts, SkippedIssue, Snapshot};
+
 /// Builds `input.index` from the normalized spec document and the live snapshot.
-pub fn build(spec: &Value, live: Option<&Value>, now: DateTime<Utc>) -> Value {
+pub fn build(spec: &Value, live: Option<&Snapshot>, now: DateTime<Utc>) -> Value {
     let mut index = Map::new();
     index.insert("strings".into(), strings(spec));
     index.insert("workflow".into(), workflow(spec));
-    if let Some(live) = live.filter(|l| !l.is_null()) {
+    if let Some(live) = live {
         let permission = spec
             .pointer("/lockdown/permission")
             .and_then(Value::as_str)
             .unwrap_or("bb.taskRuns.create");
-        index.insert("governedProjects".into(), governed_projects(spec, live));
-        index.insert("permissionRoles".into(), permission_roles(live, permission));
-        index.insert("groups".into(), groups(live));
-        index.insert("conditions".into(), conditions(live, now));
+        let governed = governed_projects(spec, live);
+        let permission_roles = permission_roles(live, permission);
+        let groups = groups(live);
+        let conditions = conditions(live, now);
+        let rollout_roles = rollout_roles(spec, live);
+        let asked: BTreeSet<&str> =
+            permission_roles.keys().chain(rollout_roles.keys()).map(String::as_str).collect();
+        let facts = Facts { live, governed: &governed, groups: &groups, conditions: &conditions };
+        index.insert("grants".into(), grants(&facts, &asked));
+        let cutoff = lookback_cutoff(spec, now);
+        index.insert("skippedIssues".into(), skipped_issues(live, cutoff));
+        index.insert("lookbackCutoff".into(), json!(cutoff.to_rfc3339_opts(SECONDS, true)));
+        index.insert("governedProjects".into(), json!(governed));
+        index.insert("permissionRoles".into(), json!(permission_roles));
+        index.insert("groups".into(), json!(groups));
+        index.insert("conditions".into(), json!(conditions));
         index.insert("environments".into(), environments(live));
         index.insert("specEnvironments".into(), spec_environments(spec));
-        index.insert("rolloutRoles".into(), rollout_roles(spec, live));
-        let (cutoff, skipped) = skipped_issues(spec, live, now);
-        index.insert("lookbackCutoff".into(), cutoff);
-        index.insert("skippedIssues".into(), skipped);
+        index.insert("rolloutRoles".into(), json!(rollout_roles));
     }
     Value::Object(index)
 }
 
+const SECONDS: chrono::SecondsFormat = chrono::SecondsFormat::Secs;
+
+/// What the grants are computed from.
+struct Facts<'a> {
+    live: &'a Snapshot,
+    governed: &'a BTreeMap<String, bool>,
+    groups: &'a BTreeMap<String, Vec<String>>,
+    conditions: &'a BTreeMap<String, Value>,
+}
+
+/// `roles/{id}` → every grant of that role that is in force, for the roles a policy asks about
+/// (those carrying the lockdown permission and those of governed rollout policies):
+/// `{principal, member, role, resource, via}`.
+///
+/// Workspace bindings count everywhere; project bindings count in governed projects. A binding
+/// whose condition has expired at `now` grants nothing; a `resource.*` condition does not narrow
+/// a grant (Bytebase checks the permission without a resource), so it counts. A `group:` member
+/// is expanded into its members, each a grant of its own with the group in `via`; `member` keeps
+/// the principal as the binding names it, so a policy can accept a group as a whole. Whether a
+/// grant is acceptable is the policies' call (`lockdown.allow`), never the index's.
+fn grants(facts: &Facts<'_>, asked: &BTreeSet<&str>) -> Value {
+    let mut grants: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    let workspace = &facts.live.workspace;
+    let mut add = |binding: &BindingFacts, resource: &str| {
+        let Some(role) = asked.get(binding.role.as_str()) else { return };
+        let condition = facts.conditions.get(&binding.condition.expression);
+        if condition.is_some_and(|c| c["expired"] == true) {
+            return;
+        }
+        let note = condition.and_then(|c| c["error"].as_str()).map(|e| format!("condition {e}"));
+        let place = format!("{resource}:getIamPolicy");
+        for member in &binding.members {
+            let expanded = member.starts_with("group:").then(|| facts.groups.get(member));
+            let list = grants.entry(role).or_default();
+            match expanded.flatten() {
+                Some(principals) => {
+                    for principal in principals {
+                        let via = [role, place.as_str(), member.as_str()];
+                        list.push(grant(principal, member, role, resource, &via, &note));
+                    }
+                }
+                None => {
+                    let via = [role, place.as_str()];
+                    list.push(grant(member, member, role, resource, &via, &note));
+                }
+            }
+        }
+    };
+    for binding in &facts.live.workspace_iam_policy.bindings {
+        add(binding, workspace);
+    }
+    for project in facts.live.projects.iter().filter(|p| facts.governed.contains_key(&p.name)) {
+        for binding in &project.iam_policy.bindings {
+            add(binding, &project.name);
+        }
+    }
+    json!(grants)
+}
+
+fn grant(
+    principal: &str,
+    member: &str,
+    role: &str,
+    resource: &str,
+    via: &[&str],
+    note: &Option<String>,
+) -> Value {
+    let mut via: Vec<&str> = via.to_vec();
+    via.extend(note.as_deref());
+    json!({"principal": principal, "member": member, "role": role, "resource": resource, "via": via})
+}
+
 /// `projects/{id}` → true for every live project the spec governs (`bytebase.projects`: ids or
 /// globs, `*` = all). A pattern that is not a valid glob is matched literally.
-fn governed_projects(spec: &Value, live: &Value) -> Value {
+fn governed_projects(spec: &Value, live: &Snapshot) -> BTreeMap<String, bool> {
     let patterns: Vec<&str> = spec
         .pointer("/bytebase/projects")
         .and_then(Value::as_array)
@@ -58,53 +141,36 @@ fn governed_projects(spec: &Value, live: &Value) -> Value {
         }
     }
     let set = builder.build().unwrap_or_else(|_| globset::GlobSet::empty());
-    let mut governed = Map::new();
-    for project in array(live, "/projects") {
-        let Some(name) = project.get("name").and_then(Value::as_str) else { continue };
+    let mut governed = BTreeMap::new();
+    for project in &live.projects {
+        let name = &project.name;
         let id = name.strip_prefix("projects/").unwrap_or(name);
         if set.is_match(id) || literals.contains(id) {
-            governed.insert(name.to_owned(), Value::Bool(true));
+            governed.insert(name.clone(), true);
         }
     }
-    Value::Object(governed)
+    governed
 }
 
 /// `roles/{id}` → true for every role (built-in or custom) whose permissions include the
 /// lockdown permission.
-fn permission_roles(live: &Value, permission: &str) -> Value {
-    let mut roles = Map::new();
-    for role in array(live, "/roles") {
-        let Some(name) = role.get("name").and_then(Value::as_str) else { continue };
-        let holds = role
-            .get("permissions")
-            .and_then(Value::as_array)
-            .is_some_and(|p| p.iter().any(|x| x.as_str() == Some(permission)));
-        if holds {
-            roles.insert(name.to_owned(), Value::Bool(true));
-        }
-    }
-    Value::Object(roles)
+fn permission_roles(live: &Snapshot, permission: &str) -> BTreeMap<String, bool> {
+    let holding = live.roles.iter().filter(|r| r.permissions.iter().any(|p| p == permission));
+    holding.map(|role| (role.name.clone(), true)).collect()
 }
 
 /// `group:{email}` → the principals of its members, in IAM member form.
-fn groups(live: &Value) -> Value {
-    let mut groups = Map::new();
-    for group in array(live, "/groups") {
-        let email = group.get("email").and_then(Value::as_str).or_else(|| {
-            group.get("name").and_then(Value::as_str).and_then(|n| n.strip_prefix("groups/"))
-        });
-        let Some(email) = email else { continue };
-        let members: Vec<Value> = group
-            .get("members")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m.get("member").and_then(Value::as_str))
-            .map(|m| Value::String(principal(m)))
-            .collect();
-        groups.insert(format!("group:{email}"), Value::Array(members));
+fn groups(live: &Snapshot) -> BTreeMap<String, Vec<String>> {
+    let mut groups = BTreeMap::new();
+    for group in &live.groups {
+        let email = match group.email.as_str() {
+            "" => group.name.strip_prefix("groups/").unwrap_or(&group.name),
+            email => email,
+        };
+        let members = group.members.iter().map(|m| principal(&m.member)).collect();
+        groups.insert(format!("group:{email}"), members);
     }
-    Value::Object(groups)
+    groups
 }
 
 /// A group member (`users/{email}`) in IAM member form: service accounts and workload identities
@@ -127,26 +193,17 @@ pub fn principal(member: &str) -> String {
 /// Every distinct binding condition expression → what it means at `now`:
 /// `{"expired": bool, "residual": bool, "error": string?}`. Keyed by the expression text, since
 /// thousands of bindings share a handful of conditions.
-fn conditions(live: &Value, now: DateTime<Utc>) -> Value {
+fn conditions(live: &Snapshot, now: DateTime<Utc>) -> BTreeMap<String, Value> {
     let mut seen: BTreeMap<String, Value> = BTreeMap::new();
-    let workspace = array(live, "/workspaceIamPolicy/bindings");
-    let projects = array(live, "/projects")
-        .iter()
-        .flat_map(|p| p.pointer("/iamPolicy/bindings").and_then(Value::as_array).into_iter())
-        .flatten();
-    for binding in workspace.iter().chain(projects) {
-        let expression = condition_text(binding);
+    let workspace = live.workspace_iam_policy.bindings.iter();
+    let projects = live.projects.iter().flat_map(|p| p.iam_policy.bindings.iter());
+    for binding in workspace.chain(projects) {
+        let expression = &binding.condition.expression;
         if !seen.contains_key(expression) {
-            let fact = condition_fact(expression, now);
-            seen.insert(expression.to_owned(), fact);
+            seen.insert(expression.clone(), condition_fact(expression, now));
         }
     }
-    Value::Object(seen.into_iter().collect())
-}
-
-/// The condition expression of a binding; `""` when there is none.
-fn condition_text(binding: &Value) -> &str {
-    binding.pointer("/condition/expression").and_then(Value::as_str).unwrap_or("")
+    seen
 }
 
 /// Evaluates one IAM condition as Bytebase does for `bb.taskRuns.create`: only `request.time` is
@@ -189,20 +246,17 @@ fn first_line(error: &impl std::fmt::Display) -> String {
 }
 
 /// Live environment id → `{name, automatic, roles}`.
-fn environments(live: &Value) -> Value {
+fn environments(live: &Snapshot) -> Value {
     let mut environments = Map::new();
-    for env in array(live, "/environments") {
-        let name = env.get("name").and_then(Value::as_str).unwrap_or("");
-        let id = env
-            .get("id")
-            .and_then(Value::as_str)
-            .or_else(|| name.strip_prefix("environments/"))
-            .unwrap_or(name);
-        let automatic =
-            env.pointer("/rolloutPolicy/automatic").and_then(Value::as_bool).unwrap_or(false);
-        let roles = env.pointer("/rolloutPolicy/roles").cloned().unwrap_or(json!([]));
+    for env in &live.environments {
+        let name = env.name.as_str();
+        let id = match env.id.as_str() {
+            "" => name.strip_prefix("environments/").unwrap_or(name),
+            id => id,
+        };
+        let policy = &env.rollout_policy;
         let name = if name.is_empty() { format!("environments/{id}") } else { name.to_owned() };
-        let fact = json!({"name": name, "automatic": automatic, "roles": roles});
+        let fact = json!({"name": name, "automatic": policy.automatic, "roles": policy.roles});
         environments.insert(id.to_owned(), fact);
     }
     Value::Object(environments)
@@ -216,10 +270,10 @@ fn spec_environments(spec: &Value) -> Value {
 
 /// `roles/{id}` → the ids of the governed environments whose live rollout policy lists the role:
 /// the holders of these roles are extra runners there.
-fn rollout_roles(spec: &Value, live: &Value) -> Value {
+fn rollout_roles(spec: &Value, live: &Snapshot) -> BTreeMap<String, BTreeSet<String>> {
     let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for env in array(live, "/environments") {
-        let Some(id) = env.get("id").and_then(Value::as_str) else { continue };
+    for env in &live.environments {
+        let id = env.id.as_str();
         let governed = spec
             .pointer(&format!("/environments/{}/governed", pointer_escape(id)))
             .and_then(Value::as_bool)
@@ -227,13 +281,11 @@ fn rollout_roles(spec: &Value, live: &Value) -> Value {
         if !governed {
             continue;
         }
-        let listed = env.pointer("/rolloutPolicy/roles").and_then(Value::as_array);
-        for role in listed.into_iter().flatten().filter_map(Value::as_str) {
-            roles.entry(role.to_owned()).or_default().insert(id.to_owned());
+        for role in &env.rollout_policy.roles {
+            roles.entry(role.clone()).or_default().insert(id.to_owned());
         }
     }
-    let map = roles.into_iter().map(|(role, envs)| (role, json!(envs)));
-    Value::Object(map.collect())
+    roles
 }
 
 /// `now` minus `alerts.skippedApproval.lookback` (7 days when it does not parse).
@@ -247,37 +299,33 @@ pub fn lookback_cutoff(spec: &Value, now: DateTime<Utc>) -> DateTime<Utc> {
     now - lookback
 }
 
-/// True when a SKIPPED issue of the snapshot was created or updated at or after `cutoff`. An
-/// issue without a parsable time is kept: missing a bypass is worse than a stale alert.
-pub fn in_window(issue: &Value, cutoff: DateTime<Utc>) -> bool {
-    let latest = ["createTime", "updateTime"]
-        .iter()
-        .filter_map(|k| issue.get(*k).and_then(Value::as_str))
-        .filter_map(|t| DateTime::parse_from_rfc3339(t).ok())
-        .max();
-    latest.is_none_or(|t| t >= cutoff)
+/// True when a SKIPPED issue of the snapshot was created at or after `cutoff`. An issue without
+/// a creation time is kept: missing a bypass is worse than a stale alert.
+pub fn in_window(issue: &SkippedIssue, cutoff: DateTime<Utc>) -> bool {
+    issue.create_time.is_none_or(|t| t >= cutoff)
 }
 
-/// The lookback cutoff (RFC 3339) and the SKIPPED issues created or updated since then.
-fn skipped_issues(spec: &Value, live: &Value, now: DateTime<Utc>) -> (Value, Value) {
-    let cutoff = lookback_cutoff(spec, now);
-    let mut issues = Vec::new();
-    for issue in array(live, "/skippedIssues") {
-        let status = issue.get("approvalStatus").and_then(Value::as_str).unwrap_or("SKIPPED");
-        if status != "SKIPPED" || !in_window(issue, cutoff) {
+/// `projects/{id}` → the SKIPPED issues of that project created since `cutoff`, as
+/// `{name, project, title?, creator?}` (an empty title or creator is left out).
+fn skipped_issues(live: &Snapshot, cutoff: DateTime<Utc>) -> Value {
+    let mut issues: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for issue in &live.skipped_issues {
+        if issue.approval_status != "SKIPPED" || !in_window(issue, cutoff) {
             continue;
         }
-        let name = issue.get("name").and_then(Value::as_str).unwrap_or("");
-        let project = name.split('/').take(2).collect::<Vec<_>>().join("/");
-        let mut fact = json!({"name": name, "project": project});
-        for key in ["title", "creator"] {
-            if let Some(v) = issue.get(key).and_then(Value::as_str) {
-                fact[key] = Value::String(v.to_owned());
+        let project = match issue.project.as_str() {
+            "" => issue.name.split('/').take(2).collect::<Vec<_>>().join("/"),
+            project => project.to_owned(),
+        };
+        let mut fact = json!({"name": issue.name, "project": project});
+        for (key, value) in [("title", &issue.title), ("creator", &issue.creator)] {
+            if !value.is_empty() {
+                fact[key] = Value::String(value.clone());
             }
         }
-        issues.push(fact);
+        issues.entry(project).or_default().push(fact);
     }
-    (Value::String(cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)), Value::Array(issues))
+    json!(issues)
 }
 
 /// Every string leaf of the spec: `{path, key, value, entropy}`. `key` is the nearest object key
@@ -504,16 +552,96 @@ mod tests {
         );
     }
 
+    /// A snapshot from JSON, with every list the model requires defaulting to empty.
+    fn snapshot(parts: Value) -> Snapshot {
+        let mut document = json!({
+            "version": 1, "source": "s", "takenAt": "2026-12-03T12:00:00Z",
+            "workspace": "workspaces/w", "approvalFeature": true, "approvalRules": [],
+            "roles": [], "workspaceIamPolicy": {"bindings": []}, "projects": [], "groups": [],
+            "environments": [], "skippedIssues": []
+        });
+        for (key, value) in parts.as_object().unwrap() {
+            document[key] = value.clone();
+        }
+        serde_json::from_value(document).unwrap()
+    }
+
+    fn project(name: &str, bindings: Value) -> Value {
+        json!({"name": name, "title": name, "state": "ACTIVE", "requireIssueApproval": true,
+               "allowSelfApproval": false, "webhooks": [], "iamPolicy": {"bindings": bindings}})
+    }
+
     #[test]
     fn governed_projects_match_ids_and_globs() {
         let spec = json!({"bytebase": {"projects": ["payments", "ledger-*"]}});
-        let live = json!({"projects": [
-            {"name": "projects/payments"}, {"name": "projects/ledger-eu"}, {"name": "projects/hr"}
-        ]});
+        let live = snapshot(json!({"projects": [
+            project("projects/payments", json!([])),
+            project("projects/ledger-eu", json!([])),
+            project("projects/hr", json!([]))
+        ]}));
         let governed = governed_projects(&spec, &live);
-        assert_eq!(governed, json!({"projects/payments": true, "projects/ledger-eu": true}));
+        assert_eq!(json!(governed), json!({"projects/payments": true, "projects/ledger-eu": true}));
         let all = governed_projects(&json!({"bytebase": {"projects": ["*"]}}), &live);
-        assert_eq!(all.as_object().unwrap().len(), 3);
+        assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn grants_follow_groups_conditions_and_governed_projects() {
+        let spec = json!({
+            "bytebase": {"projects": ["pay"]},
+            "lockdown": {"permission": "bb.taskRuns.create"},
+            "environments": {"prod": {"governed": true}}
+        });
+        let expired = r#"request.time < timestamp("2026-01-01T00:00:00Z")"#;
+        let scoped = r#"resource.environment_id == "test""#;
+        let binding = |role: &str, member: &str, condition: &str| json!({"role": role, "members": [member], "condition": {"expression": condition}});
+        let live = snapshot(json!({
+            "roles": [
+                {"name": "roles/admin", "title": "", "type": "BUILT_IN",
+                 "permissions": ["bb.taskRuns.create"]},
+                {"name": "roles/releaser", "title": "", "type": "CUSTOM", "permissions": []},
+                {"name": "roles/viewer", "title": "", "type": "BUILT_IN", "permissions": []}
+            ],
+            "workspaceIamPolicy": {"bindings": [
+                binding("roles/admin", "group:dba@x.example", ""),
+                binding("roles/admin", "user:gone@x.example", expired),
+                binding("roles/viewer", "user:viewer@x.example", "")
+            ]},
+            "projects": [
+                project("projects/pay", json!([
+                    binding("roles/admin", "user:scoped@x.example", scoped),
+                    binding("roles/releaser", "group:unknown@x.example", "request.time <")
+                ])),
+                project("projects/free", json!([binding("roles/admin", "user:free@x.example", "")]))
+            ],
+            "groups": [{"name": "groups/dba@x.example", "email": "dba@x.example", "title": "",
+                        "members": [{"member": "users/bot@service.bytebase.com", "role": "OWNER"}]}],
+            "environments": [{"name": "environments/prod", "id": "prod", "title": "",
+                              "rolloutPolicy": {"automatic": false, "roles": ["roles/releaser"]}}]
+        }));
+        let index = build(&spec, Some(&live), at("2026-12-03T12:00:00Z"));
+        let grants = &index["grants"];
+        // Only the roles a policy asks about: the permission's and the rollout policy's.
+        let roles: Vec<&String> = grants.as_object().unwrap().keys().collect();
+        assert_eq!(roles, ["roles/admin", "roles/releaser"]);
+        assert_eq!(
+            grants["roles/admin"],
+            json!([
+                {"principal": "serviceAccount:bot@service.bytebase.com",
+                 "member": "group:dba@x.example", "role": "roles/admin",
+                 "resource": "workspaces/w",
+                 "via": ["roles/admin", "workspaces/w:getIamPolicy", "group:dba@x.example"]},
+                {"principal": "user:scoped@x.example", "member": "user:scoped@x.example",
+                 "role": "roles/admin", "resource": "projects/pay",
+                 "via": ["roles/admin", "projects/pay:getIamPolicy"]}
+            ])
+        );
+        // A group cabgate cannot expand is a holder itself; a condition it cannot read counts.
+        let unknown = &grants["roles/releaser"][0];
+        assert_eq!(unknown["principal"], "group:unknown@x.example");
+        let via = unknown["via"].as_array().unwrap();
+        assert!(via[2].as_str().unwrap().starts_with("condition not understood"), "{via:?}");
+        assert_eq!(index["rolloutRoles"], json!({"roles/releaser": ["prod"]}));
     }
 
     #[test]
@@ -537,13 +665,26 @@ mod tests {
     #[test]
     fn skipped_issues_outside_the_lookback_are_dropped() {
         let spec = json!({"alerts": {"skippedApproval": {"lookback": "7d"}}});
-        let live = json!({"skippedIssues": [
-            {"name": "projects/p/issues/1", "approvalStatus": "SKIPPED", "createTime": "2026-12-01T00:00:00Z"},
-            {"name": "projects/p/issues/2", "approvalStatus": "SKIPPED", "createTime": "2026-11-01T00:00:00Z"}
-        ]});
-        let (cutoff, issues) = skipped_issues(&spec, &live, at("2026-12-03T12:00:00Z"));
-        assert_eq!(cutoff, "2026-11-26T12:00:00Z");
-        assert_eq!(issues.as_array().unwrap().len(), 1);
-        assert_eq!(issues[0]["project"], "projects/p");
+        let issue = |n: u32, created: Value| {
+            json!({"name": format!("projects/p/issues/{n}"), "project": "projects/p",
+                   "title": "", "type": "DATABASE_CHANGE", "status": "DONE",
+                   "approvalStatus": "SKIPPED", "creator": "users/a@x.example",
+                   "createTime": created, "plan": ""})
+        };
+        let live = snapshot(json!({"skippedIssues": [
+            issue(1, json!("2026-12-01T00:00:00Z")),
+            issue(2, json!("2026-11-01T00:00:00Z")),
+            issue(3, Value::Null)
+        ]}));
+        let index = build(&spec, Some(&live), at("2026-12-03T12:00:00Z"));
+        assert_eq!(index["lookbackCutoff"], "2026-11-26T12:00:00Z");
+        // The old one is dropped, the one without a time kept; an empty title is left out.
+        assert_eq!(
+            index["skippedIssues"],
+            json!({"projects/p": [
+                {"name": "projects/p/issues/1", "project": "projects/p", "creator": "users/a@x.example"},
+                {"name": "projects/p/issues/3", "project": "projects/p", "creator": "users/a@x.example"}
+            ]})
+        );
     }
 }

@@ -11,11 +11,13 @@
 //! remediation of built-in codes come from `policies/codes.json` (`data.cabgate.codes`) when a
 //! finding does not set them. Waivers of the spec are applied after evaluation.
 
+pub mod convert;
 pub mod docs;
 mod engine;
 pub mod index;
 pub mod testing;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use crate::finding::{Finding, Severity, code_info};
+use crate::live::Snapshot;
 use crate::spec::LoadedSpec;
 
 pub use engine::{BUILTIN_POLICIES, BUILTIN_TESTS, EVALUATION_LIMIT, PolicySet, codes_data};
@@ -119,26 +122,14 @@ fn at(file: &Option<String>, line: Option<u32>) -> String {
 /// snapshot.
 pub fn evaluate(
     spec: &LoadedSpec,
-    live: Option<&Value>,
+    live: Option<&Snapshot>,
     options: &Options,
 ) -> Result<Evaluation, PolicyError> {
     let started = std::time::Instant::now();
     let mut policies = PolicySet::load(&options.user_dirs)?;
     let mut profile = vec![("(load)".to_owned(), started.elapsed())];
     let started = std::time::Instant::now();
-    let live = live.filter(|l| !l.is_null());
-    let cutoff = index::lookback_cutoff(&spec.document, options.now);
-    // The index and the conversion of the snapshot to regorus's form each take a pass over a
-    // snapshot that can be tens of megabytes; they are independent, so they run side by side.
-    let (index, live) = std::thread::scope(|scope| {
-        let converting = scope.spawn(|| engine::live_value(live, cutoff));
-        let index = index::build(&spec.document, live, options.now);
-        // A panic in the conversion is a bug; re-raise it here rather than lose it.
-        let live = converting.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (index, live)
-    });
-    let now = options.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let input = engine::input_value(&spec.document, live, index, &now);
+    let input = input(&spec.document, live, options.now)?;
     profile.push(("(index)".to_owned(), started.elapsed()));
     let raw = policies.evaluate_input(input)?;
     let mut findings = Vec::new();
@@ -152,17 +143,65 @@ pub fn evaluate(
     Ok(Evaluation { findings, profile })
 }
 
-/// The policy input: `{"spec", "live", "index", "now"}` (docs/policies.md), as JSON (for other
-/// engines and tests; [`evaluate`] builds the same document without copying the snapshot).
-pub fn build_input(document: &Value, live: Option<&Value>, now: DateTime<Utc>) -> Value {
-    let mut live = live.cloned().unwrap_or(Value::Null);
-    let index = index::build(document, Some(&live), now);
+/// The policy input `{spec, live, index, now}` in regorus's form: the document [`build_input`]
+/// writes as JSON, built without a JSON tree of the snapshot in between.
+pub fn input(
+    document: &Value,
+    live: Option<&Snapshot>,
+    now: DateTime<Utc>,
+) -> Result<regorus::Value, PolicyError> {
     let cutoff = index::lookback_cutoff(document, now);
-    if let Some(Value::Array(issues)) = live.get_mut("skippedIssues") {
-        issues.retain(|issue| index::in_window(issue, cutoff));
-    }
+    let live = live.map(|snapshot| within_lookback(snapshot, cutoff));
+    let live = live.as_deref();
+    // The index and the conversion of the snapshot each take a pass over a snapshot that can
+    // hold tens of thousands of bindings and issues; they are independent, so they run side by
+    // side.
+    let (index, live) = std::thread::scope(|scope| {
+        let converting = scope.spawn(|| live.map(convert::to_regorus).transpose());
+        let index = convert::to_regorus(&index::build(document, live, now));
+        // A panic in the conversion is a bug; re-raise it here rather than lose it.
+        let live = converting.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (index, live)
+    });
+    let unconvertible = |e: convert::ConvertError| PolicyError::Eval {
+        package: "(input)".to_owned(),
+        file: None,
+        line: None,
+        message: "the policy input has no JSON form".to_owned(),
+        note: e.to_string(),
+    };
+    let now = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let parts = [
+        ("spec", convert::to_regorus(document).map_err(unconvertible)?),
+        ("live", live.map_err(unconvertible)?.unwrap_or(regorus::Value::Null)),
+        ("index", index.map_err(unconvertible)?),
+        ("now", regorus::Value::from(now)),
+    ];
+    let object = parts.into_iter().map(|(k, v)| (regorus::Value::from(k), v)).collect();
+    Ok(regorus::Value::from(std::collections::BTreeMap::from_iter::<Vec<_>>(object)))
+}
+
+/// The policy input: `{"spec", "live", "index", "now"}` (docs/policies.md), as JSON, for other
+/// engines and tests; [`evaluate`] builds the same document in regorus's form ([`input`]).
+pub fn build_input(document: &Value, live: Option<&Snapshot>, now: DateTime<Utc>) -> Value {
+    let cutoff = index::lookback_cutoff(document, now);
+    let live = live.map(|snapshot| within_lookback(snapshot, cutoff));
+    let index = index::build(document, live.as_deref(), now);
+    let live = live.map_or(Value::Null, |snapshot| snapshot.to_value());
     let now = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     json!({"spec": document, "live": live, "index": index, "now": now})
+}
+
+/// The snapshot with only the SKIPPED issues of the lookback window: older ones concern no
+/// policy, and a snapshot file may hold many. Borrowed when there is nothing to cut (a live
+/// read asks Bytebase for the window only).
+fn within_lookback(snapshot: &Snapshot, cutoff: DateTime<Utc>) -> Cow<'_, Snapshot> {
+    if snapshot.skipped_issues.iter().all(|issue| index::in_window(issue, cutoff)) {
+        return Cow::Borrowed(snapshot);
+    }
+    let mut cut = snapshot.clone();
+    cut.skipped_issues.retain(|issue| index::in_window(issue, cutoff));
+    Cow::Owned(cut)
 }
 
 /// Turns one finding object of the convention into a [`Finding`].

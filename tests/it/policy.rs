@@ -52,7 +52,7 @@ fn merge(target: &mut Value, patch: &Value) {
 pub struct Case {
     pub name: String,
     pub spec: LoadedSpec,
-    pub live: Option<Value>,
+    pub live: Option<cabgate::live::Snapshot>,
     pub now: chrono::DateTime<chrono::Utc>,
     pub expect: Vec<Value>,
 }
@@ -84,6 +84,11 @@ pub fn cases() -> Vec<Case> {
             let document = cabgate::spec::normalize::document(&typed).unwrap();
             let now = case.get("now").or(base.get("now")).and_then(Value::as_str).unwrap();
             let lint = case.get("lint").and_then(Value::as_bool).unwrap_or(false);
+            let live = (!lint).then(|| {
+                serde_json::from_value(live).unwrap_or_else(|e| {
+                    panic!("{}: the live part is no snapshot: {e}", path.display())
+                })
+            });
             Case {
                 name: path.file_stem().unwrap().to_string_lossy().into_owned(),
                 spec: LoadedSpec {
@@ -93,7 +98,7 @@ pub fn cases() -> Vec<Case> {
                     document,
                     spans: SpanMap::default(),
                 },
-                live: (!lint).then_some(live),
+                live,
                 now: chrono::DateTime::parse_from_rfc3339(now).unwrap().to_utc(),
                 expect: case["expect"].as_array().cloned().unwrap_or_default(),
             }
@@ -277,6 +282,18 @@ fn opa_and_regorus_agree_on_every_fixture() {
     assert!(differences.is_empty(), "{}", differences.join("\n"));
 }
 
+/// The input regorus evaluates (built straight from the typed snapshot) is the JSON document OPA
+/// gets, value for value, on every fixture.
+#[test]
+fn the_regorus_input_is_the_json_input() {
+    use serde::Deserialize as _;
+    for case in cases() {
+        let json = policy::build_input(&case.spec.document, case.live.as_ref(), case.now);
+        let direct = policy::input(&case.spec.document, case.live.as_ref(), case.now).unwrap();
+        assert!(direct == regorus::Value::deserialize(&json).unwrap(), "{}", case.name);
+    }
+}
+
 /// `docs/codes.md` is generated from the catalogue; every code a built-in policy produces is in
 /// the catalogue, and every catalogue code but `spec/schema` is produced by a policy.
 #[test]
@@ -316,6 +333,7 @@ fn example_spec_lints_clean_and_findings_carry_lines() {
 
     let mut live = read_json(&fixtures().join("base.json"))["live"].clone();
     live["workspaceIamPolicy"]["bindings"][0]["members"] = serde_json::json!(["allUsers"]);
+    let live = serde_json::from_value(live).unwrap();
     let check = policy::evaluate(&spec, Some(&live), &options).unwrap();
     let all_users = check.findings.iter().find(|f| f.code == "lockdown/all-users").unwrap();
     let location = all_users.location.as_ref().expect("a location in the spec");

@@ -12,6 +12,10 @@
 mod live;
 mod synthetic;
 
+/// The allocator of the `cabgate` binary, since this one re-executes itself as `cabgate`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
