@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, de::value::MapAccessDeserializer};
 
-use super::{ConditionFacts, Snapshot};
+use super::{ConditionFacts, IamPolicyFacts, Snapshot};
 use crate::bytebase::models::{ApprovalFlow, ApprovalRule, ApprovalTemplate, Expr};
 
 /// The most problems one report lists.
@@ -98,67 +98,76 @@ const RULE_SOURCES: [&str; 5] =
     ["SOURCE_UNSPECIFIED", "CHANGE_DATABASE", "CREATE_DATABASE", "REQUEST_ROLE", "REQUEST_ACCESS"];
 
 /// What the schema enforces beyond types and keys: the `pattern`s, the `const`s and the
-/// approval-rule `source` enum. Each problem is `/pointer: message`.
+/// approval-rule `source` enum. Each problem is `/pointer: message`, in document order.
 pub fn check(snapshot: &Snapshot) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut prefix = |at: String, value: &str, pattern: &'static str| {
-        if !value.starts_with(pattern) {
-            problems.push(format!("{at}: {value:?} does not match \"^{pattern}\""));
-        }
-    };
-    prefix("/workspace".into(), &snapshot.workspace, "workspaces/");
-    for (r, rule) in snapshot.approval_rules.iter().enumerate() {
-        for (i, role) in rule.template.flow.roles.iter().enumerate() {
-            prefix(format!("/approvalRules/{r}/template/flow/roles/{i}"), role, "roles/");
-        }
-    }
-    for (i, role) in snapshot.roles.iter().enumerate() {
-        prefix(format!("/roles/{i}/name"), &role.name, "roles/");
-    }
-    for (b, binding) in snapshot.workspace_iam_policy.bindings.iter().enumerate() {
-        prefix(format!("/workspaceIamPolicy/bindings/{b}/role"), &binding.role, "roles/");
-    }
-    for (p, project) in snapshot.projects.iter().enumerate() {
-        prefix(format!("/projects/{p}/name"), &project.name, "projects/");
-        for (b, binding) in project.iam_policy.bindings.iter().enumerate() {
-            prefix(format!("/projects/{p}/iamPolicy/bindings/{b}/role"), &binding.role, "roles/");
-        }
-    }
-    for (g, group) in snapshot.groups.iter().enumerate() {
-        prefix(format!("/groups/{g}/name"), &group.name, "groups/");
-    }
-    for (e, environment) in snapshot.environments.iter().enumerate() {
-        prefix(format!("/environments/{e}/name"), &environment.name, "environments/");
-        for (i, role) in environment.rollout_policy.roles.iter().enumerate() {
-            prefix(format!("/environments/{e}/rolloutPolicy/roles/{i}"), role, "roles/");
-        }
-    }
-    for (i, issue) in snapshot.skipped_issues.iter().enumerate() {
-        prefix(format!("/skippedIssues/{i}/project"), &issue.project, "projects/");
-    }
+    let mut problems = Problems(Vec::new());
+    problems.prefix(&snapshot.workspace, "workspaces/", || "/workspace".into());
     for (r, rule) in snapshot.approval_rules.iter().enumerate() {
         if !RULE_SOURCES.contains(&rule.source.as_str()) {
-            problems.push(format!(
+            problems.0.push(format!(
                 "/approvalRules/{r}/source: {:?} is not one of {RULE_SOURCES:?}",
                 rule.source
             ));
         }
+        for (i, role) in rule.template.flow.roles.iter().enumerate() {
+            problems
+                .prefix(role, "roles/", || format!("/approvalRules/{r}/template/flow/roles/{i}"));
+        }
+    }
+    for (i, role) in snapshot.roles.iter().enumerate() {
+        problems.prefix(&role.name, "roles/", || format!("/roles/{i}/name"));
+    }
+    problems.bindings(&snapshot.workspace_iam_policy, "/workspaceIamPolicy");
+    for (p, project) in snapshot.projects.iter().enumerate() {
+        problems.prefix(&project.name, "projects/", || format!("/projects/{p}/name"));
+        problems.bindings(&project.iam_policy, &format!("/projects/{p}/iamPolicy"));
+    }
+    for (g, group) in snapshot.groups.iter().enumerate() {
+        problems.prefix(&group.name, "groups/", || format!("/groups/{g}/name"));
+    }
+    for (e, environment) in snapshot.environments.iter().enumerate() {
+        problems.prefix(&environment.name, "environments/", || format!("/environments/{e}/name"));
+        for (i, role) in environment.rollout_policy.roles.iter().enumerate() {
+            problems
+                .prefix(role, "roles/", || format!("/environments/{e}/rolloutPolicy/roles/{i}"));
+        }
     }
     for (i, issue) in snapshot.skipped_issues.iter().enumerate() {
         if !is_issue_name(&issue.name) {
-            problems.push(format!(
+            problems.0.push(format!(
                 "/skippedIssues/{i}/name: {:?} does not match \"^projects/[^/]+/issues/\"",
                 issue.name
             ));
         }
+        problems.prefix(&issue.project, "projects/", || format!("/skippedIssues/{i}/project"));
         if issue.approval_status != "SKIPPED" {
-            problems.push(format!(
+            problems.0.push(format!(
                 "/skippedIssues/{i}/approvalStatus: \"SKIPPED\" was expected, not {:?}",
                 issue.approval_status
             ));
         }
     }
-    problems
+    problems.0
+}
+
+/// The problems [`check`] found; pointers are only written for a problem (a big snapshot has
+/// hundreds of thousands of names to check).
+struct Problems(Vec<String>);
+
+impl Problems {
+    /// A `pattern: "^{prefix}"` with no other regex syntax.
+    fn prefix(&mut self, value: &str, prefix: &str, at: impl FnOnce() -> String) {
+        if !value.starts_with(prefix) {
+            self.0.push(format!("{}: {value:?} does not match \"^{prefix}\"", at()));
+        }
+    }
+
+    /// Binding roles are `roles/…`.
+    fn bindings(&mut self, policy: &IamPolicyFacts, at: &str) {
+        for (b, binding) in policy.bindings.iter().enumerate() {
+            self.prefix(&binding.role, "roles/", || format!("{at}/bindings/{b}/role"));
+        }
+    }
 }
 
 /// `^projects/[^/]+/issues/`.
@@ -669,6 +678,42 @@ mod tests {
             panic!("accepted");
         };
         assert_eq!((line, column), (2, 14));
+    }
+
+    #[test]
+    fn the_rust_check_names_the_places_the_schema_names() {
+        let mut snapshot = parse_snapshot(EXAMPLE).unwrap();
+        snapshot.workspace = "acme".into();
+        snapshot.approval_rules[1].source = "ANY".into();
+        snapshot.approval_rules[0].template.flow.roles.push("cab".into());
+        snapshot.projects[1].iam_policy.bindings[0].role = "owner".into();
+        snapshot.environments[0].rollout_policy.roles = vec!["roles/x".into(), "x".into()];
+        snapshot.skipped_issues[1].name = "projects/payments/plans/1".into();
+        snapshot.skipped_issues[1].approval_status = "DONE".into();
+        let problems = check(&snapshot);
+        let pointers: Vec<&str> = problems.iter().map(|p| p.split_once(": ").unwrap().0).collect();
+        assert_eq!(
+            pointers,
+            [
+                "/workspace",
+                "/approvalRules/0/template/flow/roles/1",
+                "/approvalRules/1/source",
+                "/projects/1/iamPolicy/bindings/0/role",
+                "/environments/0/rolloutPolicy/roles/1",
+                "/skippedIssues/1/name",
+                "/skippedIssues/1/approvalStatus",
+            ]
+        );
+        assert_eq!(problems[0], r#"/workspace: "acme" does not match "^workspaces/""#);
+        let mut by_schema: Vec<String> = super::super::schema_errors(&snapshot.to_value(), 20)
+            .unwrap()
+            .iter()
+            .map(|e| e.split_once(": ").unwrap().0.to_owned())
+            .collect();
+        by_schema.sort();
+        let mut pointers: Vec<String> = pointers.iter().map(|p| (*p).to_owned()).collect();
+        pointers.sort();
+        assert_eq!(by_schema, pointers);
     }
 
     /// The one deliberate divergence: a key twice in one object. A `Value` keeps the last one and

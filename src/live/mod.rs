@@ -7,7 +7,8 @@
 //! snapshots of the same configuration are byte-identical and diff cleanly as evidence. Order that
 //! carries meaning is kept (approval rules: match order; environments: stage order); everything
 //! else is sorted by name. `schemas/snapshot.schema.json` describes the document and a test keeps
-//! the two in step.
+//! the two in step; a snapshot file is read straight into the typed model ([`parse_snapshot`],
+//! in `file.rs`), which enforces exactly what the schema enforces.
 
 mod file;
 mod read;
@@ -26,6 +27,10 @@ use crate::bytebase::models::ApprovalRule;
 pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// The whole snapshot (`fixtures/live/example.json` shows one).
+///
+/// Its `Deserialize` is strict (unknown keys refused where the schema refuses them), but the
+/// schema's patterns and constants are checked by [`parse_snapshot`], which is how a snapshot
+/// file is read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Snapshot {
