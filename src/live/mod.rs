@@ -28,9 +28,9 @@ pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// The whole snapshot (`fixtures/live/example.json` shows one).
 ///
-/// Its `Deserialize` is strict (unknown keys refused where the schema refuses them), but the
-/// schema's patterns and constants are checked by [`parse_snapshot`], which is how a snapshot
-/// file is read.
+/// Its `Deserialize` is strict (unknown keys refused where the schema refuses them), but a file
+/// is read with [`parse_snapshot`]: the derived reading alone does not check the schema's
+/// patterns and constants, nor that the document itself is an object rather than an array.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Snapshot {
