@@ -80,10 +80,8 @@ pub fn run(args: Args) -> Outcome {
     };
     let (snapshot, now) = match &args.snapshot {
         Some(path) => {
-            let (document, now) = read_snapshot_file(path)?;
-            let mut snapshot: live::Snapshot = serde_json::from_value(document).map_err(|e| {
-                Failure::invalid(miette::miette!("the snapshot {} is invalid: {e}", path.display()))
-            })?;
+            let mut snapshot = read_snapshot_file(path)?;
+            let now = snapshot.taken_at;
             // Issues older than the spec's lookback concern no policy: drop them here, where
             // the snapshot is ours, rather than have the policy input copy it without them.
             let cutoff = policy::index::lookback_cutoff(&loaded.document, now);
@@ -147,38 +145,29 @@ fn evaluate(
     Ok(evaluation.findings)
 }
 
-/// Reads a snapshot file: JSON, valid against `schemas/snapshot.schema.json`. Anything else is
-/// exit 2 naming the file and the place. Returns the document and the time it was taken.
-fn read_snapshot_file(
-    path: &Path,
-) -> Result<(serde_json::Value, chrono::DateTime<chrono::Utc>), Failure> {
+/// Reads a snapshot file: JSON, valid against `schemas/snapshot.schema.json`, into the typed
+/// snapshot (evaluated as of its `takenAt`). Anything else is exit 2 naming the file and the
+/// place.
+fn read_snapshot_file(path: &Path) -> Result<live::Snapshot, Failure> {
     let shown = path.display();
     // A snapshot of a 5,000-project workspace is about 35 MB; 256 MiB leaves room for any real one.
     let text = crate::cli::read_capped(path, 256 << 20)
         .map_err(|e| Failure::invalid(miette::miette!("cannot read the snapshot {shown}: {e}")))?;
-    let document: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        Failure::invalid(miette::miette!(
-            "the snapshot {shown} is not JSON: line {}, column {}: {e}",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    if let Err(errors) = live::validate(&document) {
-        let list: Vec<String> = errors.iter().take(20).map(|e| format!("  {e}")).collect();
-        return Err(Failure::invalid(miette::miette!(
-            "the snapshot {shown} does not match schemas/snapshot.schema.json:\n{}",
-            list.join("\n")
-        )));
-    }
-    let taken_at = document
-        .get("takenAt")
-        .and_then(serde_json::Value::as_str)
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-        .map(|t| t.to_utc())
-        .ok_or_else(|| {
-            Failure::invalid(miette::miette!("the snapshot {shown} has no valid takenAt"))
-        })?;
-    Ok((document, taken_at))
+    live::parse_snapshot(&text).map_err(|error| match error {
+        live::SnapshotFileError::NotJson { line, column, message } => {
+            Failure::invalid(miette::miette!(
+                "the snapshot {shown} is not JSON: line {line}, column {column}: {message}"
+            ))
+        }
+        live::SnapshotFileError::Invalid { errors } => {
+            let list: Vec<String> =
+                errors.iter().take(live::MAX_ERRORS).map(|e| format!("  {e}")).collect();
+            Failure::invalid(miette::miette!(
+                "the snapshot {shown} does not match schemas/snapshot.schema.json:\n{}",
+                list.join("\n")
+            ))
+        }
+    })
 }
 
 /// Renders the report to stdout or, atomically, to `--output`; in JSON, marks the findings the

@@ -7,13 +7,18 @@
 //! snapshots of the same configuration are byte-identical and diff cleanly as evidence. Order that
 //! carries meaning is kept (approval rules: match order; environments: stage order); everything
 //! else is sorted by name. `schemas/snapshot.schema.json` describes the document and a test keeps
-//! the two in step.
+//! the two in step; a snapshot file is read straight into the typed model ([`parse_snapshot`],
+//! in `file.rs`), which enforces exactly what the schema enforces.
 
+mod file;
 mod read;
+
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use file::{MAX_ERRORS, SnapshotFileError, check, is_date_time, parse_snapshot};
 pub use read::{LiveError, ReadOptions, governed_matcher, read};
 
 use crate::bytebase::models::ApprovalRule;
@@ -22,44 +27,61 @@ use crate::bytebase::models::ApprovalRule;
 pub const SNAPSHOT_VERSION: u32 = 1;
 
 /// The whole snapshot (`fixtures/live/example.json` shows one).
+///
+/// Its `Deserialize` is strict (unknown keys refused where the schema refuses them), but a file
+/// is read with [`parse_snapshot`]: the derived reading alone does not check the schema's
+/// patterns and constants, nor that the document itself is an object rather than an array.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Snapshot {
     /// Format version, 1.
+    #[serde(deserialize_with = "file::version")]
     pub version: u32,
     /// The Bytebase base URL it was read from (without any user info).
     pub source: String,
     /// When it was read.
+    #[serde(deserialize_with = "file::timestamp")]
     pub taken_at: DateTime<Utc>,
     /// `workspaces/{id}`.
     pub workspace: String,
     /// The licence in force.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "file::object")]
     pub subscription: SubscriptionFacts,
     /// Whether the licence includes `FEATURE_APPROVAL_WORKFLOW`; without it every issue is SKIPPED.
     pub approval_feature: bool,
     /// `settings/WORKSPACE_APPROVAL` rules, in Bytebase's order (first match wins per phase).
+    #[serde(deserialize_with = "file::approval_rules")]
     pub approval_rules: Vec<ApprovalRule>,
     /// Every role with its permissions.
+    #[serde(deserialize_with = "file::objects")]
     pub roles: Vec<RoleFacts>,
     /// The workspace IAM policy.
+    #[serde(deserialize_with = "file::object")]
     pub workspace_iam_policy: IamPolicyFacts,
     /// Every project (governed or not: a project's members may hold workspace-wide power).
+    #[serde(deserialize_with = "file::objects")]
     pub projects: Vec<ProjectFacts>,
     /// Every group with its members.
+    #[serde(deserialize_with = "file::objects")]
     pub groups: Vec<GroupFacts>,
     /// Environments in stage order, each with its rollout policy.
+    #[serde(deserialize_with = "file::objects")]
     pub environments: Vec<EnvironmentFacts>,
     /// Start of the window in which SKIPPED issues were read (`alerts.skippedApproval.lookback`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "file::present_timestamp"
+    )]
     pub skipped_since: Option<DateTime<Utc>>,
     /// Issues of governed projects with approval status SKIPPED, created since `skippedSince`.
+    #[serde(deserialize_with = "file::objects")]
     pub skipped_issues: Vec<SkippedIssue>,
 }
 
 /// The subscription, as far as compliance cares.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SubscriptionFacts {
     /// `FREE`, `TEAM`, `ENTERPRISE` (`PLAN_TYPE_UNSPECIFIED` when Bytebase omits it).
     pub plan: String,
@@ -69,7 +91,7 @@ pub struct SubscriptionFacts {
 
 /// A role.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RoleFacts {
     /// `roles/{id}`.
     pub name: String,
@@ -84,21 +106,23 @@ pub struct RoleFacts {
 
 /// An IAM policy.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IamPolicyFacts {
     /// Bindings sorted by role, then condition; members sorted.
+    #[serde(deserialize_with = "file::objects")]
     pub bindings: Vec<BindingFacts>,
 }
 
 /// An IAM binding.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BindingFacts {
     /// `roles/{id}`.
     pub role: String,
     /// `user:…`, `group:…`, `serviceAccount:…`, `workloadIdentity:…`, `allUsers`.
     pub members: Vec<String>,
     /// The CEL condition; `""` = unconditional.
+    #[serde(deserialize_with = "file::condition")]
     pub condition: ConditionFacts,
 }
 
@@ -112,7 +136,7 @@ pub struct ConditionFacts {
 
 /// A project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ProjectFacts {
     /// `projects/{id}`.
     pub name: String,
@@ -128,14 +152,16 @@ pub struct ProjectFacts {
     /// With it, creators approve their own changes.
     pub allow_self_approval: bool,
     /// Webhooks, sorted by name (URLs are write-only in Bytebase).
+    #[serde(deserialize_with = "file::objects")]
     pub webhooks: Vec<WebhookFacts>,
     /// The project IAM policy.
+    #[serde(deserialize_with = "file::object")]
     pub iam_policy: IamPolicyFacts,
 }
 
 /// A project webhook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WebhookFacts {
     /// `projects/{p}/webhooks/{id}`.
     pub name: String,
@@ -150,7 +176,7 @@ pub struct WebhookFacts {
 
 /// A group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupFacts {
     /// `groups/{email|uuid}`.
     pub name: String,
@@ -159,12 +185,13 @@ pub struct GroupFacts {
     /// Display title.
     pub title: String,
     /// Members sorted by `member`.
+    #[serde(deserialize_with = "file::objects")]
     pub members: Vec<GroupMemberFacts>,
 }
 
 /// A member of a group.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GroupMemberFacts {
     /// `users/{email}`.
     pub member: String,
@@ -174,7 +201,7 @@ pub struct GroupMemberFacts {
 
 /// An environment and its rollout policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvironmentFacts {
     /// `environments/{id}`.
     pub name: String,
@@ -183,12 +210,13 @@ pub struct EnvironmentFacts {
     /// Display title.
     pub title: String,
     /// The stored policy, or Bytebase's default (`automatic` false, no roles).
+    #[serde(deserialize_with = "file::object")]
     pub rollout_policy: RolloutPolicyFacts,
 }
 
 /// A rollout policy.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RolloutPolicyFacts {
     /// Task runs start by themselves when the rollout is created.
     pub automatic: bool,
@@ -198,7 +226,7 @@ pub struct RolloutPolicyFacts {
 
 /// An issue whose approval was SKIPPED.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SkippedIssue {
     /// `projects/{p}/issues/{n}`.
     pub name: String,
@@ -216,6 +244,7 @@ pub struct SkippedIssue {
     /// `users/{email}`.
     pub creator: String,
     /// When it was created.
+    #[serde(deserialize_with = "file::nullable_timestamp")]
     pub create_time: Option<DateTime<Utc>>,
     /// `projects/{p}/plans/{id}` (`""` when none).
     pub plan: String,
@@ -239,25 +268,47 @@ impl Snapshot {
 /// The JSON Schema of the snapshot, compiled in.
 pub const SCHEMA: &str = include_str!("../../schemas/snapshot.schema.json");
 
+/// The compiled [`SCHEMA`], with `format` asserted (`date-time` must be a real RFC 3339 time).
+fn validator() -> Result<&'static jsonschema::Validator, String> {
+    static VALIDATOR: OnceLock<Result<jsonschema::Validator, String>> = OnceLock::new();
+    VALIDATOR
+        .get_or_init(|| {
+            let schema: serde_json::Value =
+                serde_json::from_str(SCHEMA).map_err(|e| e.to_string())?;
+            jsonschema::options()
+                .should_validate_formats(true)
+                .build(&schema)
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| format!("the built-in snapshot schema is invalid: {e}"))
+}
+
 /// Checks a snapshot document against [`SCHEMA`]; each error names its JSON Pointer.
 pub fn validate(document: &serde_json::Value) -> Result<(), Vec<String>> {
-    let schema: serde_json::Value = serde_json::from_str(SCHEMA)
-        .map_err(|e| vec![format!("the built-in snapshot schema is invalid: {e}")])?;
-    let validator = jsonschema::validator_for(&schema)
-        .map_err(|e| vec![format!("the built-in snapshot schema is invalid: {e}")])?;
-    // The boolean check is far cheaper than collecting errors with their paths; a big valid
-    // snapshot (the usual case) only pays for it.
-    if validator.is_valid(document) {
-        return Ok(());
+    match schema_errors(document, usize::MAX) {
+        Ok(errors) if errors.is_empty() => Ok(()),
+        Ok(errors) => Err(errors),
+        Err(broken) => Err(vec![broken]),
     }
-    let errors: Vec<String> = validator
+}
+
+/// Up to `limit` schema errors of `document`, each `/pointer: message`; `Err` when the built-in
+/// schema itself does not compile.
+fn schema_errors(document: &serde_json::Value, limit: usize) -> Result<Vec<String>, String> {
+    let validator = validator()?;
+    // The boolean check is far cheaper than collecting errors with their paths.
+    if validator.is_valid(document) {
+        return Ok(Vec::new());
+    }
+    Ok(validator
         .iter_errors(document)
+        .take(limit)
         .map(|e| {
             let at = e.instance_path().to_string();
             format!("{}: {e}", if at.is_empty() { "/" } else { &at })
         })
-        .collect();
-    if errors.is_empty() { Ok(()) } else { Err(errors) }
+        .collect())
 }
 
 #[cfg(test)]

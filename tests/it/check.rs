@@ -650,3 +650,44 @@ async fn a_write_answered_with_500_is_not_sent_again() {
     let approvals = sim.requests().iter().filter(|e| e.path.ends_with(":approve")).count();
     assert_eq!(approvals, 1);
 }
+
+#[test]
+fn a_snapshot_file_is_held_to_the_schema_date_times_included() {
+    let folder = tempfile::tempdir().unwrap();
+    let spec = spec_file(folder.path(), "http://127.0.0.1:9");
+    let spec = spec.to_str().unwrap();
+    let file = folder.path().join("snap.json");
+    let example = std::fs::read_to_string(root().join("fixtures/live/example.json")).unwrap();
+    let check = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        cabgate(&["check", spec, "--format", "json", "--snapshot", file.to_str().unwrap()], "")
+    };
+
+    // Keys the schema allows in an approval rule are read past; the file is checked.
+    let extended = example.replacen(
+        r#""source": "CHANGE_DATABASE","#,
+        r#""source": "CHANGE_DATABASE", "note": {"by": ["cab"]},"#,
+        1,
+    );
+    let run = check(&extended);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    assert!(run.json()["findings"].is_array());
+
+    // chrono alone would read a space for `T`; the schema's date-time does not.
+    let spaced = example.replacen("2026-12-03T12:00:00Z", "2026-12-03 12:00:00Z", 1);
+    let run = check(&spaced);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("/takenAt"), "{}", run.stderr);
+    assert!(run.stderr.contains("date-time"), "{}", run.stderr);
+
+    // A skipped issue's createTime may be null but not missing.
+    let missing = example.replacen(r#" "createTime": null,"#, "", 1);
+    let run = check(&missing);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("/skippedIssues/1"), "{}", run.stderr);
+    assert!(run.stderr.contains("createTime"), "{}", run.stderr);
+
+    let run = check("{\n  \"version\": 1,\n}");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("is not JSON: line 3, column 1"), "{}", run.stderr);
+}
