@@ -23,7 +23,8 @@ pub struct Args {
     pub seed: u64,
 
     /// Faults to inject, e.g. `5xx=0.05,429=0.02,reset=0.01,lost=0.01,latency=20ms`
-    /// (also `path=GLOB`, `method=POST`, `first=N`, `server=bytebase|servicenow`).
+    /// (also `path=GLOB`, `method=POST`, `first=N`, `server=bytebase|servicenow`, and for the
+    /// Bytebase webhook posts `dup-webhook=P` (posted twice) and `drop-webhook=P` (never posted)).
     #[arg(long, value_name = "SPEC", default_value = "")]
     pub faults: String,
 
@@ -38,6 +39,12 @@ pub struct Args {
     /// Port of the ServiceNow emulator (0 = any free port).
     #[arg(long, default_value_t = 0)]
     pub servicenow_port: u16,
+
+    /// Where Bytebase TEAMS webhook posts go, standing in for the Power Automate flow, e.g. the
+    /// runner's `http://127.0.0.1:8080/webhook?secret=…` (overrides the world's `webhookRelay`).
+    /// Without one, posts are only recorded (`GET /_sim/webhooks` on the Bytebase emulator).
+    #[arg(long, value_name = "URL")]
+    pub webhook_relay: Option<String>,
 }
 
 /// Runs `cabgate sim`.
@@ -50,6 +57,7 @@ pub fn run(args: Args) -> Outcome {
         bind: args.bind,
         bytebase_port: args.bytebase_port,
         servicenow_port: args.servicenow_port,
+        webhook_relay: args.webhook_relay,
         ..Options::default()
     };
     let runtime = crate::cli::runtime()?;

@@ -29,6 +29,11 @@ pub enum Server {
 /// `5xx=0.05,429=0.02,reset=0.01,lost=0.01,latency=20ms,path=/v1/projects*,method=POST,first=100,
 /// server=bytebase`. Probabilities are per request and checked in the order 5xx, 429, reset,
 /// lost; `latency` adds a uniform random delay up to that duration to every eligible request.
+///
+/// Two keys act on the Bytebase emulator's webhook posts instead of requests:
+/// `dup-webhook=P` posts the same body twice, `drop-webhook=P` never posts it (checked in that
+/// order, per queued post, seeded by the post's queueing number). `path`, `method`, `first` and
+/// `server` do not apply to them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FaultSpec {
     /// Probability of a 5xx (503 Unavailable) instead of the handler.
@@ -52,6 +57,29 @@ pub struct FaultSpec {
     pub first: Option<u64>,
     /// Only this server; `None` = both.
     pub server: Option<Server>,
+    /// Probability that a webhook post is sent twice.
+    pub dup_webhook: f64,
+    /// Probability that a webhook post is never sent.
+    pub drop_webhook: f64,
+}
+
+/// What happens to one webhook post.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookFault {
+    /// The same body is posted twice, one copy after the other.
+    Duplicate,
+    /// Nothing is posted.
+    Drop,
+}
+
+impl WebhookFault {
+    /// The short name used in recordings and in `--faults`.
+    pub fn name(self) -> &'static str {
+        match self {
+            WebhookFault::Duplicate => "dup-webhook",
+            WebhookFault::Drop => "drop-webhook",
+        }
+    }
 }
 
 /// What happens to one request.
@@ -128,6 +156,27 @@ impl FaultSpec {
         self.paths.is_empty() || self.paths.iter().any(|glob| glob_match(glob, path))
     }
 
+    /// The fault for the `index`-th webhook post (0-based) the Bytebase emulator queued.
+    ///
+    /// Pure, and independent of the request decisions: adding webhook keys to a spec does not
+    /// change which requests fault.
+    pub fn decide_webhook(&self, seed: u64, index: u64) -> Option<WebhookFault> {
+        if self.dup_webhook <= 0.0 && self.drop_webhook <= 0.0 {
+            return None;
+        }
+        let salt = 0x7765_6268_6f6f_6b73;
+        let mut rng =
+            SmallRng::seed_from_u64(seed ^ salt ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let roll: f64 = rng.random();
+        if roll < self.dup_webhook {
+            Some(WebhookFault::Duplicate)
+        } else if roll < self.dup_webhook + self.drop_webhook {
+            Some(WebhookFault::Drop)
+        } else {
+            None
+        }
+    }
+
     /// The decision for the `index`-th eligible request (0-based) of `server`.
     ///
     /// Pure: the same seed, server and index always give the same decision.
@@ -184,6 +233,8 @@ impl FromStr for FaultSpec {
                 "429" => spec.too_many = probability()?,
                 "reset" => spec.reset = probability()?,
                 "lost" => spec.lost = probability()?,
+                "dup-webhook" => spec.dup_webhook = probability()?,
+                "drop-webhook" => spec.drop_webhook = probability()?,
                 "latency" => {
                     spec.latency = humantime::parse_duration(value)
                         .map_err(|_| err("expected a duration such as 20ms"))?;
@@ -212,6 +263,12 @@ impl FromStr for FaultSpec {
             return Err(FaultSpecError {
                 item: text.into(),
                 reason: "probabilities add up to more than 1".into(),
+            });
+        }
+        if spec.dup_webhook + spec.drop_webhook > 1.0 {
+            return Err(FaultSpecError {
+                item: text.into(),
+                reason: "webhook probabilities add up to more than 1".into(),
             });
         }
         Ok(spec)
@@ -283,6 +340,21 @@ mod tests {
             faults,
             [Some(Fault::Unavailable); 3].into_iter().chain([None, None]).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn webhook_faults_replay_for_a_seed_and_leave_requests_alone() {
+        let spec: FaultSpec = "dup-webhook=0.5,drop-webhook=0.2".parse().unwrap();
+        let run = |seed| (0..200).map(|i| spec.decide_webhook(seed, i)).collect::<Vec<_>>();
+        assert_eq!(run(3), run(3));
+        assert_ne!(run(3), run(4));
+        let dups = run(3).iter().filter(|f| **f == Some(WebhookFault::Duplicate)).count();
+        assert!((70..=130).contains(&dups), "{dups} duplicates of 200");
+        assert!(!spec.is_active(), "no request fault");
+        let always: FaultSpec = "dup-webhook=1".parse().unwrap();
+        assert!((0..20).all(|i| always.decide_webhook(9, i) == Some(WebhookFault::Duplicate)));
+        assert!("dup-webhook=0.7,drop-webhook=0.7".parse::<FaultSpec>().is_err());
+        assert_eq!(FaultSpec::none().decide_webhook(1, 0), None);
     }
 
     #[test]

@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 pub use clock::Clock;
 pub use faults::{FaultSpec, Server};
-pub use record::{Exchange, Recorder};
+pub use record::{Delivery, Exchange, Recorder};
 
 /// Everything both emulators start from: one YAML (or JSON) file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -150,6 +150,9 @@ pub struct Options {
     pub record: bool,
     /// The clock; a fresh real-time clock by default.
     pub clock: Clock,
+    /// Where the Bytebase emulator posts its TEAMS webhooks, standing in for the Power Automate
+    /// flow (e.g. the runner's `/webhook`); overrides the world's `webhookRelay`.
+    pub webhook_relay: Option<String>,
 }
 
 impl Default for Options {
@@ -163,6 +166,7 @@ impl Default for Options {
             servicenow_port: 0,
             record: true,
             clock: Clock::new(),
+            webhook_relay: None,
         }
     }
 }
@@ -209,6 +213,12 @@ impl Running {
         self.recorder.reset();
     }
 
+    /// Every webhook post of the Bytebase emulator that has finished (sent, failed, dropped or
+    /// not sent), in queueing order. Posts are asynchronous: wait for the count you expect.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.recorder.deliveries()
+    }
+
     /// Runs every queued Bytebase background job now (finding, rollout creation, task runs).
     pub fn step(&self) -> usize {
         self.emulator.step()
@@ -249,6 +259,15 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
     let emulator = bytebase::Emulator::new(world.bytebase, clock.clone(), options.seed)
         .map_err(|message| SimError::World { origin: "bytebase".into(), message })?;
     let recorder = Arc::new(Recorder::default());
+    let relay = options.webhook_relay.clone().or_else(|| emulator.world_relay());
+    let outlet = bytebase::delivery::Outlet::new(
+        relay,
+        options.faults.clone(),
+        options.seed,
+        recorder.clone(),
+    )
+    .map(Arc::new)
+    .map_err(|message| SimError::World { origin: "bytebase".into(), message })?;
     let layer = |server| {
         Arc::new(record::LayerState::new(
             server,
@@ -262,6 +281,7 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
     let control = Router::new()
         .route("/_sim/requests", get(list_requests).delete(reset_requests))
         .route("/_sim/requests/count", get(count_requests))
+        .route("/_sim/webhooks", get(list_deliveries).delete(reset_deliveries))
         .with_state(recorder.clone());
     let bytebase_app = bytebase::router(emulator.clone())
         .merge(control)
@@ -301,6 +321,7 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
             tracing::error!(error = %e, "the ServiceNow emulator stopped");
         }
     }));
+    emulator.connect_webhooks(outlet, &format!("http://{bytebase_addr}"));
     let ticker = emulator.clone();
     let ticker = Some(tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_millis(20));
@@ -336,6 +357,16 @@ async fn list_requests(State(recorder): State<Arc<Recorder>>) -> axum::Json<Vec<
 
 async fn reset_requests(State(recorder): State<Arc<Recorder>>) -> axum::Json<serde_json::Value> {
     recorder.reset();
+    axum::Json(serde_json::json!({}))
+}
+
+/// `GET /_sim/webhooks`: the Bytebase emulator's finished webhook posts.
+async fn list_deliveries(State(recorder): State<Arc<Recorder>>) -> axum::Json<Vec<Delivery>> {
+    axum::Json(recorder.deliveries())
+}
+
+async fn reset_deliveries(State(recorder): State<Arc<Recorder>>) -> axum::Json<serde_json::Value> {
+    recorder.reset_deliveries();
     axum::Json(serde_json::json!({}))
 }
 

@@ -58,6 +58,39 @@ pub struct Exchange {
 #[derive(Debug, Default)]
 pub struct Recorder {
     exchanges: Mutex<Vec<Exchange>>,
+    deliveries: Mutex<Vec<Delivery>>,
+}
+
+/// One webhook post of the Bytebase emulator (one copy of it, when the schedule duplicates it),
+/// recorded when its last attempt ends. The target URL is never recorded (it is write-only in
+/// Bytebase and the relay URL may carry a secret).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    /// Order in which the emulator queued the post, from 0: the same world, seed and request
+    /// order give the same numbering.
+    pub seq: u64,
+    /// 0 for the post itself, 1.. for copies the fault schedule added.
+    pub copy: u32,
+    /// `projects/{p}/webhooks/{id}`.
+    pub webhook: String,
+    /// The event, e.g. `ISSUE_APPROVAL_REQUESTED`.
+    pub event: String,
+    /// The link the body carries.
+    pub link: String,
+    /// The body posted (`null` when nothing was built).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub body: serde_json::Value,
+    /// Attempts made (0 when nothing was sent).
+    pub attempts: u32,
+    /// HTTP status of the last attempt, if one got an answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// `delivered`, `failed: …`, `dropped` or `not sent: …`.
+    pub outcome: String,
+    /// The injected fault, if any (`dup-webhook` on added copies, `drop-webhook`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<&'static str>,
 }
 
 impl Recorder {
@@ -69,6 +102,23 @@ impl Recorder {
     /// Forgets everything recorded so far; numbering starts again from 0.
     pub fn reset(&self) {
         self.lock().clear();
+    }
+
+    /// Every webhook post recorded so far, in queueing order (`seq`, then `copy`).
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        let mut all = self.deliveries.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        all.sort_by_key(|d| (d.seq, d.copy));
+        all
+    }
+
+    /// Forgets the recorded webhook posts (queueing numbers go on).
+    pub fn reset_deliveries(&self) {
+        self.deliveries.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Records one finished webhook post.
+    pub fn push_delivery(&self, delivery: Delivery) {
+        self.deliveries.lock().unwrap_or_else(|e| e.into_inner()).push(delivery);
     }
 
     fn push(&self, mut exchange: Exchange) {

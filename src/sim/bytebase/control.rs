@@ -14,6 +14,7 @@
 //! | POST | `/_sim/tasks/finish` | `{task, status: DONE\|FAILED}` | ends a task's latest run |
 //! | POST | `/_sim/plans/{p}/{id}/planCheck` | `{status}` | RUNNING, DONE, ERROR, FAILED |
 //! | POST | `/_sim/token` | `{email}` | a token for any known user |
+//! | GET, DELETE | `/_sim/webhooks` | | finished webhook posts (served by `sim::start`) |
 //!
 //! Review actions apply Bytebase's rules and answer with the same errors as the real API.
 
@@ -28,6 +29,7 @@ use super::error::{ApiError, ApiResult};
 use super::issues::{self, Review};
 use super::json::rfc3339;
 use super::state::{IssueType, JobKind, NewIssue, PlanCheck};
+use super::webhook::Subject;
 use super::world::Spec;
 use super::{Emulator, auth, rollout};
 
@@ -41,6 +43,7 @@ pub fn handle(
 ) -> Response {
     let segments: Vec<&str> = path.trim_start_matches("/_sim/").split('/').collect();
     let result = route(emulator, method, &segments, body);
+    emulator.flush(&mut emulator.lock());
     match result {
         Ok(value) => (StatusCode::OK, Json(value)).into_response(),
         Err(e) => e.into_response(),
@@ -212,7 +215,13 @@ fn create_issue(emulator: &Emulator, request: CreateIssue) -> ApiResult {
         specs: request.specs,
         plan_check,
     };
+    let draft = new.draft;
+    let creator = new.creator.clone();
     let (id, _plan) = db.insert_issue(new, None, now).map_err(ApiError::not_found)?;
+    // NOTE: a draft posts nothing until submitted, and submitting is not emulated.
+    if !draft {
+        db.emit("ISSUE_CREATED", &request.project, Subject::Issue(id), &creator);
+    }
     if kind == IssueType::DatabaseChange {
         let delay = db.timing.finding;
         db.queue(now, delay, JobKind::Finding { project: request.project.clone(), issue: id });

@@ -12,6 +12,7 @@ use super::approval::{self, approval_status, gate_approved, next_role};
 use super::error::{ApiError, ApiResult};
 use super::json::Obj;
 use super::state::{CommentRec, Db, IssueRec, JobKind};
+use super::webhook::Subject;
 use super::{Call, list_response, page, page_offset};
 
 /// An issue in the API's JSON shape.
@@ -642,6 +643,20 @@ pub fn review(
         plan.update_time = now;
     }
     add_comment(db, project, id, actor, comment, Some(event), now)?;
+    // NOTE: a re-request (`:request`) posts no webhook: the reference lists
+    // ISSUE_APPROVAL_REQUESTED only after finding and after a non-final approval.
+    let pending = db.issue(project, id).and_then(approval::next_role).is_some();
+    match action {
+        Review::Approve if approved_now => {
+            db.emit("ISSUE_APPROVED", project, Subject::Issue(id), actor);
+        }
+        Review::Approve if pending => {
+            let creator = issue.creator.clone();
+            db.emit("ISSUE_APPROVAL_REQUESTED", project, Subject::Issue(id), &creator);
+        }
+        Review::Reject => db.emit("ISSUE_SENT_BACK", project, Subject::Issue(id), actor),
+        _ => {}
+    }
     if approved_now && let Some(plan) = plan {
         let delay = db.timing.rollout;
         db.queue(now, delay, JobKind::CreateRollout { plan });
@@ -664,6 +679,13 @@ pub fn finish_finding(db: &mut Db, project: &str, id: u64, now: DateTime<Utc>) {
     let Some(issue) = db.issue_mut(project, id) else { return };
     issue.finding_done = true;
     issue.template = template;
+    // A SKIPPED issue (no template) is approved for the gate but posts nothing: no
+    // ISSUE_APPROVED ever, no ISSUE_APPROVAL_REQUESTED.
+    if issue.status == "OPEN" && approval::next_role(issue).is_some() {
+        let creator = issue.creator.clone();
+        db.emit("ISSUE_APPROVAL_REQUESTED", project, Subject::Issue(id), &creator);
+    }
+    let Some(issue) = db.issue(project, id) else { return };
     if gate_approved(issue)
         && issue.status == "OPEN"
         && let Some(plan) = plan

@@ -12,6 +12,7 @@ mod approval;
 mod auth;
 mod b64;
 mod control;
+pub mod delivery;
 mod error;
 mod iam;
 mod issues;
@@ -21,6 +22,7 @@ mod roles;
 mod rollout;
 mod settings;
 mod state;
+pub mod webhook;
 pub mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,13 +47,41 @@ pub use world::World;
 pub struct Emulator {
     db: Mutex<Db>,
     clock: Clock,
+    /// Where webhook posts go once `sim::start` connected it; before that they are discarded.
+    outlet: std::sync::OnceLock<Arc<delivery::Outlet>>,
 }
 
 impl Emulator {
     /// Builds the workspace of `world`. `seed` keys the token signatures.
     pub fn new(world: World, clock: Clock, seed: u64) -> Result<Arc<Self>, String> {
         let db = Db::from_world(world, clock.now(), seed)?;
-        Ok(Arc::new(Emulator { db: Mutex::new(db), clock }))
+        Ok(Arc::new(Emulator { db: Mutex::new(db), clock, outlet: std::sync::OnceLock::new() }))
+    }
+
+    /// Connects the webhook outlet and sets the external URL the posts link to, unless the
+    /// world names one. Only the first call connects.
+    pub fn connect_webhooks(&self, outlet: Arc<delivery::Outlet>, external_url: &str) {
+        let _ = self.outlet.set(outlet);
+        let mut db = self.lock();
+        if db.external_url.is_empty() {
+            db.external_url = external_url.to_owned();
+        }
+    }
+
+    /// The relay URL of the world, if it names one.
+    pub fn world_relay(&self) -> Option<String> {
+        self.lock().webhook_relay.clone()
+    }
+
+    /// Hands the posts queued by the last change to the outlet, in order. Called with the
+    /// workspace locked, so posts are numbered in the order their events happened.
+    fn flush(&self, db: &mut Db) {
+        let posts = std::mem::take(&mut db.outbox);
+        if let Some(outlet) = self.outlet.get()
+            && !posts.is_empty()
+        {
+            outlet.send(posts);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Db> {
@@ -62,13 +92,18 @@ impl Emulator {
     /// Runs the background jobs that are due on the sim clock.
     pub fn tick(&self) {
         let now = self.clock.now();
-        rollout::run_due_jobs(&mut self.lock(), now, false);
+        let mut db = self.lock();
+        rollout::run_due_jobs(&mut db, now, false);
+        self.flush(&mut db);
     }
 
     /// Runs every queued job now, manual ones included; returns how many ran.
     pub fn step(&self) -> usize {
         let now = self.clock.now();
-        rollout::run_due_jobs(&mut self.lock(), now, true)
+        let mut db = self.lock();
+        let ran = rollout::run_due_jobs(&mut db, now, true);
+        self.flush(&mut db);
+        ran
     }
 }
 
@@ -121,7 +156,7 @@ impl Call {
 // NOTE: not emulated (an unroutable 404/405 answers): CreatePlan/CreateIssue (issues come from
 // the world or `POST /_sim/issues`), setIamPolicy, role and group writes, service-account
 // management, `auth:exchangeToken`, `:retryApproval`, `issues:batchUpdateStatus`, webhook
-// writes, and settings other than WORKSPACE_APPROVAL and ENVIRONMENT.
+// writes (`:addWebhook` and friends; webhooks come from the world), and settings other than WORKSPACE_APPROVAL and ENVIRONMENT.
 
 /// A handler: the state, the call, and the `*` captures of its path pattern.
 type Handler = fn(&mut Db, &Call, &[String]) -> ApiResult;
@@ -488,13 +523,18 @@ async fn dispatch(
         let caller = if *needs_auth {
             match auth::authenticate(&db, &headers, now) {
                 Ok(email) => email,
-                Err(e) => return e.into_response(),
+                Err(e) => {
+                    emulator.flush(&mut db);
+                    return e.into_response();
+                }
             }
         } else {
             String::new()
         };
         let call = Call { method, query, body, caller, now, rpc };
-        return match handler(&mut db, &call, &captures) {
+        let result = handler(&mut db, &call, &captures);
+        emulator.flush(&mut db);
+        return match result {
             Ok(value) => {
                 ([(header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
             }

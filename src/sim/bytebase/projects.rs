@@ -11,9 +11,8 @@ use super::{Call, list_response, page, page_offset, page_size};
 
 /// A project in the API's JSON shape.
 ///
-/// NOTE: webhooks are stored and listed but never delivered: a real relay (Power Automate) signs
-/// what reaches cabgate's listener, which the emulator cannot stand in for. Tests post to the
-/// listener directly.
+/// Webhooks are listed without their URL; their posts are built in `webhook.rs` and sent
+/// through the relay by `delivery.rs`.
 pub fn project_json(project: &ProjectRec) -> Value {
     let c = &project.config;
     let webhooks = c

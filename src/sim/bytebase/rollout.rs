@@ -15,6 +15,7 @@ use super::error::{ApiError, ApiResult};
 use super::issues::finish_finding;
 use super::json::Obj;
 use super::state::{Db, JobKind, PlanCheck, PlanRec, RolloutRec, StageRec, TaskRec, TaskRunRec};
+use super::webhook::Subject;
 use super::{Call, list_response, page, page_offset, page_size};
 
 /// The bot that starts automatic task runs.
@@ -460,8 +461,33 @@ fn advance_run(db: &mut Db, plan_id: u64, run_id: u64, now: DateTime<Utc>) {
         rollout.update_time = now;
         if requeue {
             db.queue(now, delay, JobKind::AdvanceTaskRun { plan: plan_id, run: run_id });
+        } else {
+            pipeline_events(db, plan_id, fail);
         }
         return;
+    }
+}
+
+/// The webhook events after a task run of `plan_id` ended: PIPELINE_FAILED once per plan until
+/// the next batchRun, PIPELINE_COMPLETED when every task is DONE or SKIPPED.
+fn pipeline_events(db: &mut Db, plan_id: u64, failed: bool) {
+    let Some(plan) = db.plans.get_mut(&plan_id) else { return };
+    let project = plan.project.clone();
+    if failed {
+        if !plan.failure_notified {
+            plan.failure_notified = true;
+            db.emit("PIPELINE_FAILED", &project, Subject::Rollout(plan_id), "");
+        }
+        return;
+    }
+    let complete = plan.rollout.as_ref().is_some_and(|r| {
+        r.stages
+            .iter()
+            .flat_map(|s| s.tasks.iter())
+            .all(|t| matches!(t.status(), "DONE" | "SKIPPED"))
+    });
+    if complete {
+        db.emit("PIPELINE_COMPLETED", &project, Subject::Rollout(plan_id), "");
     }
 }
 
@@ -633,6 +659,9 @@ pub fn batch_run(db: &mut Db, call: &Call, args: &[String]) -> ApiResult {
             _ => {}
         }
     }
+    if let Some(plan) = db.plans.get_mut(&plan_id) {
+        plan.failure_notified = false;
+    }
     for id in ids {
         start_run(db, plan_id, &env, id, &call.caller, call.now);
         if let Some(run) = task_mut(db, plan_id, &env, id).and_then(|t| t.runs.last_mut()) {
@@ -790,6 +819,7 @@ pub fn finish_task(
     let run_id = run.id;
     task.update_time = now;
     db.jobs.retain(|j| j.kind != JobKind::AdvanceTaskRun { plan: plan_id, run: run_id });
+    pipeline_events(db, plan_id, status == "FAILED");
     let plan = find_plan(db, project, &plan_id.to_string())?;
     Ok(plan.rollout.as_ref().map(|r| rollout_json(plan, r)).unwrap_or(Value::Null))
 }

@@ -220,6 +220,8 @@ pub struct PlanRec {
     pub plan_check: PlanCheck,
     /// The rollout, once created.
     pub rollout: Option<RolloutRec>,
+    /// PIPELINE_FAILED was posted for this plan since its last batchRun.
+    pub failure_notified: bool,
 }
 
 /// A rollout.
@@ -401,6 +403,12 @@ pub struct Db {
     pub login_failures: HashMap<String, Vec<DateTime<Utc>>>,
     /// Token signing key.
     pub secret: Vec<u8>,
+    /// Webhook posts queued by the change under way, handed to the outlet when it ends.
+    pub outbox: Vec<super::webhook::Outgoing>,
+    /// The external URL webhook bodies link to (set at start when the world names none).
+    pub external_url: String,
+    /// The world's webhook relay, if any.
+    pub webhook_relay: Option<String>,
 }
 
 /// Parses a timing value: a duration, or `manual`.
@@ -470,6 +478,9 @@ impl Db {
             timing,
             login_failures: HashMap::new(),
             secret: format!("cabgate-sim-{seed}-{}", world.workspace).into_bytes(),
+            outbox: Vec::new(),
+            external_url: world.external_url.trim_end_matches('/').to_owned(),
+            webhook_relay: world.webhook_relay.clone(),
         };
         for user in &world.users {
             if user.email.is_empty() {
@@ -544,6 +555,24 @@ impl Db {
             if db.project_index.contains_key(&project.id) {
                 return Err(format!("projects: `{}` appears twice", project.id));
             }
+            for hook in &project.webhooks {
+                let at = format!("projects: `{}` webhook `{}`", project.id, hook.id);
+                if hook.id.is_empty() {
+                    return Err(format!("projects: `{}`: a webhook without an id", project.id));
+                }
+                // `:addWebhook` refuses a URL off the type's allowlist; so does a world.
+                if !hook.url.is_empty() {
+                    super::webhook::check_url(&hook.kind, &hook.url)
+                        .map_err(|e| format!("{at}: {e}"))?;
+                }
+                if let Some(bad) = hook
+                    .notification_types
+                    .iter()
+                    .find(|t| !super::webhook::EVENTS.contains(&t.as_str()))
+                {
+                    return Err(format!("{at}: unknown notification type `{bad}`"));
+                }
+            }
             db.project_index.insert(project.id.clone(), db.projects.len());
             let iam = PolicyRec { bindings: project.iam.clone(), etag: 1 };
             db.projects.push(ProjectRec { config: project, iam });
@@ -551,6 +580,8 @@ impl Db {
         for issue in world.issues {
             db.seed_issue(issue, now)?;
         }
+        // Seeding is the world as it stands, not events.
+        db.outbox.clear();
         Ok(db)
     }
 
@@ -763,6 +794,7 @@ impl Db {
                 issue: Some(id),
                 plan_check: new.plan_check,
                 rollout: None,
+                failure_notified: false,
             },
         );
         let issue = IssueRec {

@@ -43,6 +43,13 @@ pub struct World {
     pub issues: Vec<Issue>,
     /// How the emulator's background work is paced.
     pub timing: Timing,
+    /// The workspace's external URL, which webhook bodies link to; empty = the emulator's own
+    /// base URL.
+    pub external_url: String,
+    /// Where webhook posts go, standing in for the Power Automate flow of a TEAMS webhook (e.g.
+    /// the runner's `http://127.0.0.1:8080/webhook?secret=…`); absent = recorded, not sent.
+    /// `cabgate sim --webhook-relay` overrides it.
+    pub webhook_relay: Option<String>,
 }
 
 impl Default for World {
@@ -62,6 +69,8 @@ impl Default for World {
             projects: Vec::new(),
             issues: Vec::new(),
             timing: Timing::default(),
+            external_url: String::new(),
+            webhook_relay: None,
         }
     }
 }
@@ -272,9 +281,11 @@ pub struct Webhook {
     pub kind: String,
     /// Title.
     pub title: String,
-    /// Write-only URL.
+    /// Write-only URL; must be on the type's host allowlist, as `:addWebhook` requires. Empty =
+    /// a Power Automate flow (the body is the adaptive card).
     pub url: String,
-    /// Events delivered.
+    /// Events delivered (ISSUE_CREATED, ISSUE_APPROVAL_REQUESTED, ISSUE_SENT_BACK,
+    /// ISSUE_APPROVED, PIPELINE_FAILED, PIPELINE_COMPLETED).
     pub notification_types: Vec<String>,
     /// Direct messages.
     pub direct_message: bool,
