@@ -1189,3 +1189,192 @@ async fn the_drifted_world_lets_changes_escape() {
     let (_, rollout) = env.get(&format!("/v1/{}/rollout", issue["plan"].as_str().unwrap())).await;
     assert_eq!(rollout["stages"][0]["tasks"][0]["status"], "DONE", "{rollout}");
 }
+
+/// A stand-in for the Power Automate flow's target: records every body and answers 200 `1`
+/// (what a legacy Teams connector must answer, and a 2xx for Power Automate).
+async fn relay() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = got.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(body);
+                "1"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, got)
+}
+
+/// Waits (at most 5 s) until `n` webhook posts have finished; returns them all.
+async fn deliveries(sim: &Running, n: usize) -> Vec<sim::Delivery> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let all = sim.deliveries();
+        if all.len() >= n || std::time::Instant::now() > deadline {
+            assert!(all.len() >= n, "expected {n} webhook posts, got {all:#?}");
+            return all;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn hook(id: &str, url: &str, events: &[&str]) -> sim::bytebase::world::Webhook {
+    serde_json::from_value(json!({
+        "id": id, "type": "TEAMS", "title": id, "url": url, "notificationTypes": events,
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn each_event_posts_one_card_per_subscribed_webhook_with_the_issue_link() {
+    use cabgate::workflow::listen::issue_names;
+    let (relay_url, received) = relay().await;
+    let mut world = basic();
+    // A legacy Teams connector that only hears about send-backs.
+    let legacy = "https://acme.webhook.office.com/webhookb2/x/IncomingWebhook/y";
+    world.bytebase.projects[0].webhooks.push(hook("sent-back", legacy, &["ISSUE_SENT_BACK"]));
+    let options = Options { webhook_relay: Some(relay_url), ..Options::default() };
+    let env = Env::with_options(world, options).await;
+    let prod = ["instances/prod-pg/databases/payments"];
+
+    let name = env.create_issue("payments", "alice@acme.example", &prod).await;
+    assert_eq!(env.issue(&name).await["approvalStatus"], "PENDING");
+    let posts = deliveries(&env.sim, 2).await;
+    let events: Vec<&str> = posts.iter().map(|d| d.event.as_str()).collect();
+    assert_eq!(events, ["ISSUE_CREATED", "ISSUE_APPROVAL_REQUESTED"]);
+    let link = format!("{}/{name}", env.sim.bytebase_url());
+    for post in &posts {
+        assert_eq!(post.webhook, "projects/payments/webhooks/cab-relay");
+        assert_eq!((post.outcome.as_str(), post.attempts, post.copy), ("delivered", 1, 0));
+        assert_eq!(post.link, link);
+        let card = &post.body["attachments"][0];
+        assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(card["content"]["version"], "1.4");
+        assert_eq!(card["content"]["actions"][0]["url"], link.as_str());
+        assert_eq!(issue_names(&post.body).into_iter().collect::<Vec<_>>(), [name.clone()]);
+    }
+
+    let (status, body) = env.post(&format!("/v1/{name}:approve"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let posts = deliveries(&env.sim, 3).await;
+    assert_eq!(posts[2].event, "ISSUE_APPROVED", "the final approval: {posts:#?}");
+
+    // A send-back goes only to the hook subscribed to it, as a legacy MessageCard.
+    let other = env.create_issue("payments", "alice@acme.example", &prod).await;
+    env.issue(&other).await;
+    let (status, body) = env.post(&format!("/v1/{other}:reject"), json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let posts = deliveries(&env.sim, 6).await;
+    let sent_back: Vec<_> = posts.iter().filter(|d| d.event == "ISSUE_SENT_BACK").collect();
+    assert_eq!(sent_back.len(), 1, "{posts:#?}");
+    assert_eq!(sent_back[0].webhook, "projects/payments/webhooks/sent-back");
+    assert_eq!(sent_back[0].body["@type"], "MessageCard");
+    assert!(issue_names(&sent_back[0].body).contains(&other));
+    assert!(
+        posts.iter().all(|d| d.webhook.ends_with("cab-relay") == (d.event != "ISSUE_SENT_BACK")),
+        "no hook hears an event it is not subscribed to: {posts:#?}"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(env.sim.deliveries().len(), 6, "exactly one post per event and hook");
+    assert_eq!(received.lock().unwrap().len(), 6, "the relay got every post once");
+}
+
+#[tokio::test]
+async fn a_skipped_issue_never_posts_issue_approved() {
+    let mut world = basic();
+    world.bytebase.approval_rules = Some(Some(Vec::new()));
+    let every = ["ISSUE_CREATED", "ISSUE_APPROVAL_REQUESTED", "ISSUE_APPROVED"];
+    let all: Vec<&str> = every
+        .into_iter()
+        .chain(["ISSUE_SENT_BACK", "PIPELINE_FAILED", "PIPELINE_COMPLETED"])
+        .collect();
+    world.bytebase.projects[0].webhooks = vec![hook("all", "", &all)];
+    // No relay: posts are built and recorded, not sent.
+    let env = Env::start(world).await;
+    let name = env
+        .create_issue("payments", "alice@acme.example", &["instances/dev-pg/databases/payments"])
+        .await;
+    assert_eq!(env.issue(&name).await["approvalStatus"], "SKIPPED");
+    // The dev task runs by itself; the rollout completes.
+    let posts = deliveries(&env.sim, 2).await;
+    let events: Vec<&str> = posts.iter().map(|d| d.event.as_str()).collect();
+    assert_eq!(events, ["ISSUE_CREATED", "PIPELINE_COMPLETED"], "{posts:#?}");
+    assert!(posts[1].link.ends_with("/rollout"), "{}", posts[1].link);
+    assert!(posts.iter().all(|d| d.outcome.starts_with("not sent") && d.attempts == 0));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(env.sim.deliveries().iter().all(|d| d.event != "ISSUE_APPROVED"));
+}
+
+/// Four issues, each created then read (so its finding runs before the next is created): eight
+/// posts in a fixed order. Returns `(seq, copy, event, fault)` of every post, and the relay's
+/// count.
+async fn duplicated_posts(seed: u64, faults: &str) -> (Vec<(u64, u32, String, String)>, usize) {
+    let (relay_url, received) = relay().await;
+    let options = Options {
+        seed,
+        faults: faults.parse().unwrap(),
+        webhook_relay: Some(relay_url),
+        ..Options::default()
+    };
+    let env = Env::with_options(basic(), options).await;
+    for _ in 0..4 {
+        let name = env
+            .create_issue(
+                "payments",
+                "alice@acme.example",
+                &["instances/prod-pg/databases/payments"],
+            )
+            .await;
+        env.issue(&name).await;
+    }
+    let spec: FaultSpec = faults.parse().unwrap();
+    let expected: usize = (0..8)
+        .map(|i| match spec.decide_webhook(seed, i) {
+            Some(sim::faults::WebhookFault::Duplicate) => 2,
+            _ => 1,
+        })
+        .sum();
+    let posts = deliveries(&env.sim, expected).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(env.sim.deliveries().len(), expected, "no more posts than scheduled");
+    for copy in posts.iter().filter(|d| d.copy > 0) {
+        let first = posts.iter().find(|d| d.seq == copy.seq && d.copy == 0).unwrap();
+        assert_eq!(copy.body, first.body, "a duplicate carries the same body");
+    }
+    let count = received.lock().unwrap().len();
+    let summary = posts
+        .into_iter()
+        .map(|d| (d.seq, d.copy, d.event, d.fault.unwrap_or_default().to_owned()))
+        .collect();
+    (summary, count)
+}
+
+#[tokio::test]
+async fn the_duplicate_fault_repeats_posts_reproducibly_for_a_seed() {
+    let (always, count) = duplicated_posts(1, "dup-webhook=1").await;
+    assert_eq!(always.len(), 16, "every post twice: {always:#?}");
+    assert_eq!(count, 16, "the relay received both copies");
+    assert!(always.iter().filter(|p| p.1 == 1).all(|p| p.3 == "dup-webhook"));
+
+    let (first, count) = duplicated_posts(7, "dup-webhook=0.5").await;
+    let (again, _) = duplicated_posts(7, "dup-webhook=0.5").await;
+    assert_eq!(first, again, "the same seed duplicates the same posts");
+    assert_eq!(count, first.len());
+    let copies = first.iter().filter(|p| p.1 > 0).count();
+    assert!((1..8).contains(&copies), "some posts doubled, not all: {first:#?}");
+    let (other, _) = duplicated_posts(8, "dup-webhook=0.5").await;
+    let (mut a, mut b) = (first.clone(), other.clone());
+    a.retain(|p| p.1 > 0);
+    b.retain(|p| p.1 > 0);
+    assert_ne!(a, b, "another seed, another schedule");
+
+    let (dropped, count) = duplicated_posts(3, "drop-webhook=1").await;
+    assert!(dropped.iter().all(|p| p.3 == "drop-webhook"), "{dropped:#?}");
+    assert_eq!(count, 0, "nothing reaches the relay");
+}
