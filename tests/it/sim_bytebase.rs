@@ -1257,7 +1257,10 @@ async fn each_event_posts_one_card_per_subscribed_webhook_with_the_issue_link() 
         assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
         assert_eq!(card["content"]["version"], "1.4");
         assert_eq!(card["content"]["actions"][0]["url"], link.as_str());
-        assert_eq!(issue_names(&post.body).into_iter().collect::<Vec<_>>(), [name.clone()]);
+        assert_eq!(
+            issue_names(&post.body).into_iter().collect::<Vec<_>>(),
+            std::slice::from_ref(&name)
+        );
     }
 
     let (status, body) = env.post(&format!("/v1/{name}:approve"), json!({})).await;
