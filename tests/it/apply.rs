@@ -530,4 +530,184 @@ async fn the_listener_wakes_the_loop_only_for_a_caller_with_the_secret() {
     assert!(text.contains("cabgate_wakeups_total 2"), "{text}");
 }
 
+/// Polls `check` every 20 ms until it holds; fails after 5 s (the poll interval of these tests is
+/// ten minutes, so holding within seconds means a webhook woke the runner).
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "not within 5 s: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// The runner as `cabgate apply --listen` runs it, fed by the Bytebase emulator's webhook posts:
+/// the payments project has a TEAMS webhook to a Power Automate flow, and the emulator's relay
+/// (standing in for that flow) forwards each card to the runner's `/webhook`. The poll interval
+/// is ten minutes, so only a webhook can make the loop move within the test.
+struct Listening {
+    h: Harness,
+    engine: Engine,
+    wake: Arc<cabgate::workflow::listen::Wake>,
+    stop: Arc<Stop>,
+    base: String,
+}
+
+impl Listening {
+    async fn start(faults: &str) -> Listening {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("an address"));
+        let mut world = world();
+        let hook = json!({
+            "id": "cab-relay", "type": "TEAMS", "title": "CAB relay",
+            "url": "https://prod-01.westeurope.logic.azure.com/workflows/abc/triggers/manual",
+            "notificationTypes": ["ISSUE_CREATED", "ISSUE_APPROVAL_REQUESTED", "ISSUE_APPROVED"],
+        });
+        let payments = world.bytebase.projects.iter_mut().find(|p| p.id == "payments");
+        payments.expect("payments").webhooks.push(serde_json::from_value(hook).expect("a hook"));
+        let options = sim::Options {
+            seed: 5,
+            faults: faults.parse().expect("a fault spec"),
+            webhook_relay: Some(format!("{base}/webhook?secret=s3cret")),
+            ..sim::Options::default()
+        };
+        let h =
+            Harness::with(world, options, |s| s.replace("pollInterval: 1s", "pollInterval: 10m"))
+                .await;
+        let engine = h.engine();
+        let wake = Arc::new(cabgate::workflow::listen::Wake::default());
+        let app = cabgate::workflow::listen::router(
+            wake.clone(),
+            engine.metrics.clone(),
+            Some("s3cret".into()),
+        );
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Listening { h, engine, wake, stop: Arc::new(Stop::default()), base }
+    }
+
+    /// Creates an issue like 101 (staging and prod) as alice; returns its name and its plan's.
+    async fn create_issue(&self) -> (String, String) {
+        let issue = self
+            .h
+            .bb(
+                "issues",
+                json!({
+                    "project": "payments",
+                    "creator": "alice@acme.example",
+                    "title": "Drop a stale index",
+                    "specs": [{ "changeDatabaseConfig": { "targets": [
+                        "instances/staging-pg/databases/payments",
+                        "instances/prod-pg/databases/payments",
+                    ]}}],
+                }),
+            )
+            .await;
+        let name = issue["name"].as_str().expect("an issue name").to_owned();
+        (name, issue["plan"].as_str().expect("a plan name").to_owned())
+    }
+
+    async fn changes_for(&self, name: &str) -> Vec<Value> {
+        let key = name.replace("projects/", "").replace("/issues/", "/");
+        let changes = self.h.changes().await;
+        changes
+            .into_iter()
+            .filter(|c| {
+                c["correlation_id"].as_str().is_some_and(|id| id.ends_with(&format!(":{key}")))
+            })
+            .collect()
+    }
+
+    async fn comments_of(&self, name: &str) -> Vec<String> {
+        let comments = self.h.bytebase().list_issue_comments(name).await.expect("comments");
+        comments.into_iter().map(|c| c.comment).collect()
+    }
+
+    fn writes_to(&self, needle: &str) -> usize {
+        self.h.writes().iter().filter(|w| w.path.contains(needle)).count()
+    }
+}
+
+#[tokio::test]
+async fn a_delivered_webhook_wakes_the_loop_long_before_the_poll_interval() {
+    let l = Listening::start("").await;
+    let started = std::time::Instant::now();
+    let drive = async {
+        eventually("the first pass opens a CHG for 101", async || {
+            l.changes_for(ISSUE).await.len() == 1
+        })
+        .await;
+        let (name, _) = l.create_issue().await;
+        eventually("a webhook wakes the loop, which opens a CHG", async || {
+            l.changes_for(&name).await.len() == 1
+        })
+        .await;
+        let posts = l.h.sim.deliveries();
+        assert!(posts.iter().any(|d| d.link.ends_with(&name) && d.outcome == "delivered"));
+        let metrics = l.h.http.get(format!("{}/metrics", l.base)).send().await.expect("metrics");
+        let text = metrics.text().await.expect("text");
+        let wakeups = text
+            .lines()
+            .find_map(|l| l.strip_prefix("cabgate_wakeups_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok());
+        assert!(wakeups.is_some_and(|n| n >= 1), "woken by the webhook: {text}");
+        l.stop.request();
+    };
+    let (run, ()) = tokio::join!(l.engine.run_loop(l.wake.clone(), l.stop.clone()), drive);
+    run.expect("the loop ends cleanly");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn duplicated_webhooks_open_one_change_and_act_once() {
+    let l = Listening::start("dup-webhook=1").await;
+    let drive = async {
+        eventually("the first pass opens a CHG for 101", async || {
+            l.changes_for(ISSUE).await.len() == 1
+        })
+        .await;
+        let (name, plan) = l.create_issue().await;
+        eventually("the CHG is opened and named on the issue", async || {
+            let opened = l.changes_for(&name).await.len() == 1;
+            opened && !l.comments_of(&name).await.is_empty()
+        })
+        .await;
+        // Every card arrived twice: ISSUE_CREATED and ISSUE_APPROVAL_REQUESTED.
+        eventually("both copies of both cards are delivered", async || {
+            let posts = l.h.sim.deliveries();
+            let ours = posts.iter().filter(|d| d.link.ends_with(&name));
+            ours.filter(|d| d.outcome == "delivered").count() == 4
+        })
+        .await;
+        let change = l.changes_for(&name).await.remove(0);
+
+        // The CAB approves; a plain wake stands in for a ServiceNow notification. The runner
+        // approves the issue, whose ISSUE_APPROVED card (twice) wakes it to run prod.
+        approve_as_cab(&l.h, &change).await;
+        l.wake.wake([name.clone()]);
+        eventually("the prod task runs after the duplicated ISSUE_APPROVED", async || {
+            l.writes_to(&format!("{plan}/rollout/stages/prod/tasks:batchRun")) == 1
+        })
+        .await;
+        eventually("ISSUE_APPROVED is delivered twice", async || {
+            let posts = l.h.sim.deliveries();
+            let approved = posts.iter().filter(|d| d.event == "ISSUE_APPROVED");
+            approved.filter(|d| d.link.ends_with(&name) && d.outcome == "delivered").count() == 2
+        })
+        .await;
+        // Let any pass the copies started finish, then count.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert_eq!(l.changes_for(&name).await.len(), 1, "never a second CHG");
+        assert_eq!(l.writes_to(&format!("{name}:approve")), 1, "one approval");
+        assert_eq!(l.writes_to(&format!("{plan}/rollout/stages/prod/tasks:batchRun")), 1);
+        let comments = l.comments_of(&name).await;
+        let unique: std::collections::BTreeSet<&String> = comments.iter().collect();
+        assert_eq!(unique.len(), comments.len(), "no comment twice: {comments:#?}");
+        let chg = number(&change);
+        let naming = comments.iter().filter(|c| c.contains(&chg)).count();
+        assert!((1..=2).contains(&naming), "{comments:#?}");
+        l.stop.request();
+    };
+    let (run, ()) = tokio::join!(l.engine.run_loop(l.wake.clone(), l.stop.clone()), drive);
+    run.expect("the loop ends cleanly");
+}
+
 mod faults;
