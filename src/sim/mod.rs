@@ -265,6 +265,7 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
         options.faults.clone(),
         options.seed,
         recorder.clone(),
+        options.record,
     )
     .map(Arc::new)
     .map_err(|message| SimError::World { origin: "bytebase".into(), message })?;

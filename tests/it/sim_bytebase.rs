@@ -1381,3 +1381,80 @@ async fn the_duplicate_fault_repeats_posts_reproducibly_for_a_seed() {
     assert!(dropped.iter().all(|p| p.3 == "drop-webhook"), "{dropped:#?}");
     assert_eq!(count, 0, "nothing reaches the relay");
 }
+
+#[tokio::test]
+async fn the_webhooks_world_links_to_its_external_url_and_relays_only_teams() {
+    let world =
+        World::load(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worlds/webhooks.yaml")).unwrap();
+    let (relay_url, received) = relay().await;
+    let options = Options { webhook_relay: Some(relay_url), ..Options::default() };
+    let env = Env::with_options(world, options).await;
+    let name = env
+        .create_issue("payments", "alice@acme.example", &["instances/prod-pg/databases/payments"])
+        .await;
+    env.issue(&name).await;
+    let posts = deliveries(&env.sim, 3).await;
+    let seen: Vec<(&str, &str, &str)> = posts
+        .iter()
+        .map(|d| (d.webhook.rsplit('/').next().unwrap(), d.event.as_str(), d.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("cab-relay", "ISSUE_CREATED", "delivered"),
+            ("slack", "ISSUE_CREATED", "not sent: only TEAMS webhooks are relayed"),
+            ("cab-relay", "ISSUE_APPROVAL_REQUESTED", "delivered"),
+        ]
+    );
+    let link = format!("https://bytebase.acme.example/{name}");
+    assert!(posts.iter().all(|d| d.link == link), "{posts:#?}");
+    let card = &posts[0].body["attachments"][0]["content"];
+    assert_eq!(card["body"][0]["text"], "Issue created");
+    let facts = card["body"].as_array().unwrap().last().unwrap()["facts"].to_string();
+    assert!(facts.contains("Alice (alice@acme.example)") && facts.contains("payments"), "{facts}");
+
+    // The project owner sends it back; the legacy connector answers 200 `1`: one attempt.
+    let id = name.rsplit('/').next().unwrap();
+    let reject = format!("/_sim/issues/payments/{id}/reject");
+    let (status, body) = env.control(&reject, json!({"principal": "bob@acme.example"})).await;
+    assert_eq!(status, 200, "{body}");
+    let posts = deliveries(&env.sim, 5).await;
+    let dba = posts.iter().find(|d| d.webhook.ends_with("dba-channel")).unwrap();
+    assert_eq!(
+        (dba.event.as_str(), dba.outcome.as_str(), dba.attempts),
+        ("ISSUE_SENT_BACK", "delivered", 1)
+    );
+    assert_eq!(received.lock().unwrap().len(), 4, "the Slack post never left");
+    // The recording is served over HTTP too, without any URL.
+    let served: Value =
+        env.http.get(env.url("/_sim/webhooks")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(served.as_array().unwrap().len(), 5);
+    assert!(
+        !served.to_string().contains("logic.azure.com") && !served.to_string().contains("/hook")
+    );
+}
+
+#[test]
+fn webhook_urls_off_the_allowlist_and_unknown_events_are_refused() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let start = |hook: Value| {
+        let mut world = basic();
+        world.bytebase.projects[0].webhooks = vec![serde_json::from_value(hook).unwrap()];
+        rt.block_on(sim::start(world, Options::default())).map(|_| ()).unwrap_err().to_string()
+    };
+    let loopback = json!({"id": "x", "type": "TEAMS", "url": "http://127.0.0.1:9090/webhook"});
+    let err = start(loopback);
+    assert!(
+        err.contains("webhook `x`") && err.contains("127.0.0.1") && err.contains("TEAMS"),
+        "{err}"
+    );
+    let custom =
+        json!({"id": "x", "type": "CUSTOM", "url": "https://cabgate.acme.example/webhook"});
+    assert!(start(custom).contains("unknown webhook type"));
+    let event = json!({"id": "x", "type": "TEAMS", "notificationTypes": ["ISSUE_UPDATED"]});
+    assert!(start(event).contains("ISSUE_UPDATED"));
+    let mut world = basic();
+    world.bytebase.webhook_relay = Some("ftp://relay.example".into());
+    let err = rt.block_on(sim::start(world, Options::default())).map(|_| ()).unwrap_err();
+    assert!(err.to_string().contains("relay"), "{err}");
+}

@@ -32,16 +32,20 @@ pub struct Outlet {
     seed: u64,
     next: AtomicU64,
     recorder: Arc<Recorder>,
+    /// Whether finished posts are recorded (benchmarks turn recording off).
+    record: bool,
     runtime: tokio::runtime::Handle,
 }
 
 impl Outlet {
-    /// An outlet posting to `relay` (when given) on the current tokio runtime.
+    /// An outlet posting to `relay` (when given) on the current tokio runtime; `record` = keep
+    /// every finished post in `recorder`.
     pub fn new(
         relay: Option<String>,
         faults: FaultSpec,
         seed: u64,
         recorder: Arc<Recorder>,
+        record: bool,
     ) -> Result<Outlet, String> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| "webhook delivery needs a tokio runtime".to_owned())?;
@@ -61,7 +65,7 @@ impl Outlet {
                 Some((url, client))
             }
         };
-        Ok(Outlet { relay, faults, seed, next: AtomicU64::new(0), recorder, runtime })
+        Ok(Outlet { relay, faults, seed, next: AtomicU64::new(0), recorder, record, runtime })
     }
 
     /// Numbers the posts in queueing order, decides their faults, and starts one task each.
@@ -90,24 +94,30 @@ impl Outlet {
         };
         if fault == Some(WebhookFault::Drop) {
             let fault = Some(WebhookFault::Drop.name());
-            self.recorder.push_delivery(record(0, 0, None, "dropped".into(), fault));
+            self.keep(record(0, 0, None, "dropped".into(), fault));
             return;
         }
         if post.format == Format::Unsupported {
             let why = "not sent: only TEAMS webhooks are relayed".to_owned();
-            self.recorder.push_delivery(record(0, 0, None, why, None));
+            self.keep(record(0, 0, None, why, None));
             return;
         }
         let Some((url, client)) = &self.relay else {
             let why = "not sent: no webhook relay configured".to_owned();
-            self.recorder.push_delivery(record(0, 0, None, why, None));
+            self.keep(record(0, 0, None, why, None));
             return;
         };
         let copies = if fault == Some(WebhookFault::Duplicate) { 2 } else { 1 };
         for copy in 0..copies {
             let (attempts, status, outcome) = self.post(client, url, &post).await;
             let fault = (copy > 0).then(|| WebhookFault::Duplicate.name());
-            self.recorder.push_delivery(record(copy, attempts, status, outcome, fault));
+            self.keep(record(copy, attempts, status, outcome, fault));
+        }
+    }
+
+    fn keep(&self, delivery: Delivery) {
+        if self.record {
+            self.recorder.push_delivery(delivery);
         }
     }
 

@@ -470,6 +470,9 @@ fn advance_run(db: &mut Db, plan_id: u64, run_id: u64, now: DateTime<Utc>) {
 
 /// The webhook events after a task run of `plan_id` ended: PIPELINE_FAILED once per plan until
 /// the next batchRun, PIPELINE_COMPLETED when every task is DONE or SKIPPED.
+///
+/// NOTE: only the end of a task run is checked, so a rollout whose last open task is skipped
+/// (`batchSkip`) posts no PIPELINE_COMPLETED; the reference does not say whether Bytebase does.
 fn pipeline_events(db: &mut Db, plan_id: u64, failed: bool) {
     let Some(plan) = db.plans.get_mut(&plan_id) else { return };
     let project = plan.project.clone();
