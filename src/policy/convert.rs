@@ -13,7 +13,7 @@ use std::fmt::Display;
 
 use regorus::Value;
 use serde::Serialize;
-use serde::ser::{self, Impossible};
+use serde::ser;
 
 /// A value that has no JSON form (a map key that is not a string or a number, …).
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +85,17 @@ fn wrap(strings: &mut Strings, variant: Option<&'static str>, value: Value) -> V
     }
 }
 
+/// An integer of any width as a regorus number.
+macro_rules! numbers {
+    ($($method:ident: $type:ty as $wide:ty),*) => {
+        $(
+            fn $method(self, v: $type) -> Result<Value, ConvertError> {
+                Ok(Value::from(<$wide>::from(v)))
+            }
+        )*
+    };
+}
+
 impl<'a> ser::Serializer for Converter<'a> {
     type Ok = Value;
     type Error = ConvertError;
@@ -100,45 +111,19 @@ impl<'a> ser::Serializer for Converter<'a> {
         Ok(Value::from(v))
     }
 
-    fn serialize_i8(self, v: i8) -> Result<Value, ConvertError> {
-        Ok(Value::from(i64::from(v)))
-    }
-
-    fn serialize_i16(self, v: i16) -> Result<Value, ConvertError> {
-        Ok(Value::from(i64::from(v)))
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<Value, ConvertError> {
-        Ok(Value::from(i64::from(v)))
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<Value, ConvertError> {
-        Ok(Value::from(v))
-    }
-
-    fn serialize_i128(self, v: i128) -> Result<Value, ConvertError> {
-        Ok(Value::from(v))
-    }
-
-    fn serialize_u8(self, v: u8) -> Result<Value, ConvertError> {
-        Ok(Value::from(u64::from(v)))
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<Value, ConvertError> {
-        Ok(Value::from(u64::from(v)))
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<Value, ConvertError> {
-        Ok(Value::from(u64::from(v)))
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<Value, ConvertError> {
-        Ok(Value::from(v))
-    }
-
-    fn serialize_u128(self, v: u128) -> Result<Value, ConvertError> {
-        Ok(Value::from(v))
-    }
+    // Integers widen to the 64-bit (or 128-bit) forms regorus reads from JSON.
+    numbers!(
+        serialize_i8: i8 as i64,
+        serialize_i16: i16 as i64,
+        serialize_i32: i32 as i64,
+        serialize_i64: i64 as i64,
+        serialize_i128: i128 as i128,
+        serialize_u8: u8 as u64,
+        serialize_u16: u16 as u64,
+        serialize_u32: u32 as u64,
+        serialize_u64: u64 as u64,
+        serialize_u128: u128 as u128
+    );
 
     fn serialize_f32(self, v: f32) -> Result<Value, ConvertError> {
         self.serialize_f64(f64::from(v))
@@ -266,57 +251,28 @@ impl List<'_> {
     }
 }
 
-impl ser::SerializeSeq for List<'_> {
-    type Ok = Value;
-    type Error = ConvertError;
+/// The four list-shaped traits differ only in their names: each adds an item and ends the list.
+macro_rules! list_trait {
+    ($trait:ident, $add:ident) => {
+        impl ser::$trait for List<'_> {
+            type Ok = Value;
+            type Error = ConvertError;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        self.push(value)
-    }
+            fn $add<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
+                self.push(value)
+            }
 
-    fn end(self) -> Result<Value, ConvertError> {
-        Ok(self.finish())
-    }
+            fn end(self) -> Result<Value, ConvertError> {
+                Ok(self.finish())
+            }
+        }
+    };
 }
 
-impl ser::SerializeTuple for List<'_> {
-    type Ok = Value;
-    type Error = ConvertError;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Value, ConvertError> {
-        Ok(self.finish())
-    }
-}
-
-impl ser::SerializeTupleStruct for List<'_> {
-    type Ok = Value;
-    type Error = ConvertError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Value, ConvertError> {
-        Ok(self.finish())
-    }
-}
-
-impl ser::SerializeTupleVariant for List<'_> {
-    type Ok = Value;
-    type Error = ConvertError;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), ConvertError> {
-        self.push(value)
-    }
-
-    fn end(self) -> Result<Value, ConvertError> {
-        Ok(self.finish())
-    }
-}
+list_trait!(SerializeSeq, serialize_element);
+list_trait!(SerializeTuple, serialize_element);
+list_trait!(SerializeTupleStruct, serialize_field);
+list_trait!(SerializeTupleVariant, serialize_field);
 
 impl Object<'_> {
     fn insert<T: Serialize + ?Sized>(&mut self, key: Value, value: &T) -> Result<(), ConvertError> {
@@ -334,8 +290,18 @@ impl ser::SerializeMap for Object<'_> {
     type Ok = Value;
     type Error = ConvertError;
 
+    /// JSON writes keys as strings: text stays text, a number or a boolean becomes its JSON
+    /// text (as serde_json does), anything else has no JSON form.
     fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), ConvertError> {
-        self.pending_key = Some(key.serialize(KeyConverter { strings: self.strings })?);
+        let key = key.serialize(Converter { strings: self.strings })?;
+        self.pending_key = Some(match key {
+            Value::String(_) => key,
+            Value::Number(_) | Value::Bool(_) => self.strings.get(&key.to_string()),
+            other => {
+                let problem = format!("a map key must be a string or a number, not {other}");
+                return Err(ConvertError(problem));
+            }
+        });
         Ok(())
     }
 
@@ -352,216 +318,31 @@ impl ser::SerializeMap for Object<'_> {
     }
 }
 
-impl ser::SerializeStruct for Object<'_> {
-    type Ok = Value;
-    type Error = ConvertError;
+/// Structs and struct variants add named fields the same way.
+macro_rules! struct_trait {
+    ($trait:ident) => {
+        impl ser::$trait for Object<'_> {
+            type Ok = Value;
+            type Error = ConvertError;
 
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), ConvertError> {
-        let key = self.strings.get(key);
-        self.insert(key, value)
-    }
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), ConvertError> {
+                let key = self.strings.get(key);
+                self.insert(key, value)
+            }
 
-    fn end(self) -> Result<Value, ConvertError> {
-        Ok(self.finish())
-    }
+            fn end(self) -> Result<Value, ConvertError> {
+                Ok(self.finish())
+            }
+        }
+    };
 }
 
-impl ser::SerializeStructVariant for Object<'_> {
-    type Ok = Value;
-    type Error = ConvertError;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), ConvertError> {
-        let key = self.strings.get(key);
-        self.insert(key, value)
-    }
-
-    fn end(self) -> Result<Value, ConvertError> {
-        Ok(self.finish())
-    }
-}
-
-/// Map keys, which JSON writes as strings: text stays text, numbers and booleans become their
-/// text (as serde_json does), anything else has no JSON form.
-struct KeyConverter<'a> {
-    strings: &'a mut Strings,
-}
-
-impl KeyConverter<'_> {
-    fn text(self, text: &str) -> Result<Value, ConvertError> {
-        Ok(self.strings.get(text))
-    }
-
-    fn refuse(what: &str) -> ConvertError {
-        ConvertError(format!("a map key must be a string or a number, not {what}"))
-    }
-}
-
-impl ser::Serializer for KeyConverter<'_> {
-    type Ok = Value;
-    type Error = ConvertError;
-    type SerializeSeq = Impossible<Value, ConvertError>;
-    type SerializeTuple = Impossible<Value, ConvertError>;
-    type SerializeTupleStruct = Impossible<Value, ConvertError>;
-    type SerializeTupleVariant = Impossible<Value, ConvertError>;
-    type SerializeMap = Impossible<Value, ConvertError>;
-    type SerializeStruct = Impossible<Value, ConvertError>;
-    type SerializeStructVariant = Impossible<Value, ConvertError>;
-
-    fn serialize_bool(self, v: bool) -> Result<Value, ConvertError> {
-        self.text(if v { "true" } else { "false" })
-    }
-
-    fn serialize_i8(self, v: i8) -> Result<Value, ConvertError> {
-        self.text(&v.to_string())
-    }
-
-    fn serialize_i16(self, v: i16) -> Result<Value, ConvertError> {
-        self.text(&v.to_string())
-    }
-
-    fn serialize_i32(self, v: i32) -> Result<Value, ConvertError> {
-        self.text(&v.to_string())
-    }
-
-    fn serialize_i64(self, v: i64) -> Result<Value, ConvertError> {
-        self.text(&v.to_string())
-    }
-
-    fn serialize_u8(self, v: u8) -> Result<Value, ConvertError> {
-        self.text(&v.to_string())
-    }
-
-    fn serialize_u16(self, v: u16) -> Result<Value, ConvertError> {
-        self.text(&v.to_string())
-    }
-
-    fn serialize_u32(self, v: u32) -> Result<Value, ConvertError> {
-        self.text(&v.to_string())
-    }
-
-    fn serialize_u64(self, v: u64) -> Result<Value, ConvertError> {
-        self.text(&v.to_string())
-    }
-
-    fn serialize_f32(self, _v: f32) -> Result<Value, ConvertError> {
-        Err(Self::refuse("a float"))
-    }
-
-    fn serialize_f64(self, _v: f64) -> Result<Value, ConvertError> {
-        Err(Self::refuse("a float"))
-    }
-
-    fn serialize_char(self, v: char) -> Result<Value, ConvertError> {
-        self.text(v.encode_utf8(&mut [0; 4]))
-    }
-
-    fn serialize_str(self, v: &str) -> Result<Value, ConvertError> {
-        self.text(v)
-    }
-
-    fn serialize_bytes(self, _v: &[u8]) -> Result<Value, ConvertError> {
-        Err(Self::refuse("bytes"))
-    }
-
-    fn serialize_none(self) -> Result<Value, ConvertError> {
-        Err(Self::refuse("null"))
-    }
-
-    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<Value, ConvertError> {
-        value.serialize(self)
-    }
-
-    fn serialize_unit(self) -> Result<Value, ConvertError> {
-        Err(Self::refuse("null"))
-    }
-
-    fn serialize_unit_struct(self, _name: &'static str) -> Result<Value, ConvertError> {
-        Err(Self::refuse("null"))
-    }
-
-    fn serialize_unit_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        variant: &'static str,
-    ) -> Result<Value, ConvertError> {
-        self.text(variant)
-    }
-
-    fn serialize_newtype_struct<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        value: &T,
-    ) -> Result<Value, ConvertError> {
-        value.serialize(self)
-    }
-
-    fn serialize_newtype_variant<T: Serialize + ?Sized>(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _value: &T,
-    ) -> Result<Value, ConvertError> {
-        Err(Self::refuse("an enum with data"))
-    }
-
-    fn serialize_seq(self, _len: Option<usize>) -> Result<Self::SerializeSeq, ConvertError> {
-        Err(Self::refuse("a list"))
-    }
-
-    fn serialize_tuple(self, _len: usize) -> Result<Self::SerializeTuple, ConvertError> {
-        Err(Self::refuse("a list"))
-    }
-
-    fn serialize_tuple_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleStruct, ConvertError> {
-        Err(Self::refuse("a list"))
-    }
-
-    fn serialize_tuple_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeTupleVariant, ConvertError> {
-        Err(Self::refuse("a list"))
-    }
-
-    fn serialize_map(self, _len: Option<usize>) -> Result<Self::SerializeMap, ConvertError> {
-        Err(Self::refuse("an object"))
-    }
-
-    fn serialize_struct(
-        self,
-        _name: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeStruct, ConvertError> {
-        Err(Self::refuse("an object"))
-    }
-
-    fn serialize_struct_variant(
-        self,
-        _name: &'static str,
-        _index: u32,
-        _variant: &'static str,
-        _len: usize,
-    ) -> Result<Self::SerializeStructVariant, ConvertError> {
-        Err(Self::refuse("an object"))
-    }
-}
+struct_trait!(SerializeStruct);
+struct_trait!(SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
@@ -641,5 +422,9 @@ mod tests {
     fn a_key_without_a_json_form_is_an_error() {
         let map = BTreeMap::from([(vec![1], 1)]);
         assert!(to_regorus(&map).is_err());
+        let map = BTreeMap::from([(None::<u8>, 1)]);
+        assert!(to_regorus(&map).is_err());
+        let keys = BTreeMap::from([(true, 1), (false, 2)]);
+        assert_eq!(to_regorus(&keys).unwrap(), through_json(&keys));
     }
 }
