@@ -1458,3 +1458,41 @@ fn webhook_urls_off_the_allowlist_and_unknown_events_are_refused() {
     let err = rt.block_on(sim::start(world, Options::default())).map(|_| ()).unwrap_err();
     assert!(err.to_string().contains("relay"), "{err}");
 }
+
+#[test]
+fn cabgate_sim_posts_webhooks_to_the_relay_of_its_flag() {
+    use std::io::BufRead;
+
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (relay_url, received) = rt.block_on(relay());
+    let world = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worlds/webhooks.yaml");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cabgate"))
+        .args(["sim", "--world", world, "--webhook-relay", &relay_url])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let urls: Value = serde_json::from_str(&line).unwrap();
+    let bytebase = urls["bytebase"].as_str().unwrap().to_owned();
+    let issue: Value = rt.block_on(async {
+        let body = json!({
+            "project": "payments", "creator": "alice@acme.example", "title": "Add a column",
+            "specs": [{"changeDatabaseConfig": {"targets": ["instances/prod-pg/databases/payments"]}}],
+        });
+        let url = format!("{bytebase}/_sim/issues");
+        reqwest::Client::new().post(url).json(&body).send().await.unwrap().json().await.unwrap()
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while received.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let got = received.lock().unwrap().clone();
+    let link = format!("https://bytebase.acme.example/{}", issue["name"].as_str().unwrap());
+    assert!(!got.is_empty(), "the relay got the ISSUE_CREATED card");
+    assert_eq!(got[0]["attachments"][0]["content"]["actions"][0]["url"], link.as_str());
+}
