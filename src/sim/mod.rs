@@ -259,9 +259,10 @@ pub async fn start(world: World, options: Options) -> Result<Running, SimError> 
     let emulator = bytebase::Emulator::new(world.bytebase, clock.clone(), options.seed)
         .map_err(|message| SimError::World { origin: "bytebase".into(), message })?;
     let recorder = Arc::new(Recorder::default());
-    let relay = options.webhook_relay.clone().or_else(|| emulator.world_relay());
+    let (world_relay, retry) = emulator.webhook_settings();
     let outlet = bytebase::delivery::Outlet::new(
-        relay,
+        options.webhook_relay.clone().or(world_relay),
+        retry,
         options.faults.clone(),
         options.seed,
         recorder.clone(),

@@ -1193,6 +1193,15 @@ async fn the_drifted_world_lets_changes_escape() {
 /// A stand-in for the Power Automate flow's target: records every body and answers 200 `1`
 /// (what a legacy Teams connector must answer, and a 2xx for Power Automate).
 async fn relay() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    relay_answering(200, "1").await
+}
+
+/// A relay that answers every post with `status` and `text`.
+async fn relay_answering(
+    status: u16,
+    text: &'static str,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
+    let status = axum::http::StatusCode::from_u16(status).unwrap();
     let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = got.clone();
     let app = axum::Router::new().route(
@@ -1201,7 +1210,7 @@ async fn relay() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Value>>>) {
             let sink = sink.clone();
             async move {
                 sink.lock().unwrap().push(body);
-                "1"
+                (status, text)
             }
         }),
     );
@@ -1495,4 +1504,27 @@ fn cabgate_sim_posts_webhooks_to_the_relay_of_its_flag() {
     let link = format!("https://bytebase.acme.example/{}", issue["name"].as_str().unwrap());
     assert!(!got.is_empty(), "the relay got the ISSUE_CREATED card");
     assert_eq!(got[0]["attachments"][0]["content"]["actions"][0]["url"], link.as_str());
+}
+
+#[tokio::test]
+async fn a_legacy_teams_post_not_answered_with_1_is_tried_three_times() {
+    // The runner's listener answers 202 `queued`: fine for Power Automate (any 2xx), a failure
+    // for a legacy connector, which Bytebase retries: three copies reach the relay.
+    let (relay_url, received) = relay_answering(202, "queued\n").await;
+    let mut world = basic();
+    world.bytebase.timing.webhook_retry = "20ms".into();
+    let legacy = "https://acme.webhook.office.com/webhookb2/x/IncomingWebhook/y";
+    world.bytebase.projects[0].webhooks = vec![hook("legacy", legacy, &["ISSUE_CREATED"])];
+    let options = Options { webhook_relay: Some(relay_url), ..Options::default() };
+    let env = Env::with_options(world, options).await;
+    env.create_issue("payments", "alice@acme.example", &["instances/prod-pg/databases/payments"])
+        .await;
+    let posts = deliveries(&env.sim, 1).await;
+    assert_eq!(posts.len(), 1, "{posts:#?}");
+    let post = &posts[0];
+    assert_eq!(
+        (post.attempts, post.status, post.outcome.as_str()),
+        (3, Some(202), "failed: HTTP 202")
+    );
+    assert_eq!(received.lock().unwrap().len(), 3, "each attempt reached the relay");
 }

@@ -20,14 +20,14 @@ use crate::sim::record::{Delivery, Recorder};
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Attempts per post.
 const ATTEMPTS: u32 = 3;
-/// Wait before the second attempt; doubled before the third.
-const BACKOFF: Duration = Duration::from_secs(5);
 
 /// Where queued posts go.
 #[derive(Debug)]
 pub struct Outlet {
     /// The relay URL and the client that posts to it; `None` = posts are recorded, not sent.
     relay: Option<(String, reqwest::Client)>,
+    /// Wait before the second attempt; doubled before the third (5 s in Bytebase).
+    backoff: Duration,
     faults: FaultSpec,
     seed: u64,
     next: AtomicU64,
@@ -38,10 +38,11 @@ pub struct Outlet {
 }
 
 impl Outlet {
-    /// An outlet posting to `relay` (when given) on the current tokio runtime; `record` = keep
-    /// every finished post in `recorder`.
+    /// An outlet posting to `relay` (when given) on the current tokio runtime, waiting `backoff`
+    /// before a second attempt; `record` = keep every finished post in `recorder`.
     pub fn new(
         relay: Option<String>,
+        backoff: Duration,
         faults: FaultSpec,
         seed: u64,
         recorder: Arc<Recorder>,
@@ -65,7 +66,16 @@ impl Outlet {
                 Some((url, client))
             }
         };
-        Ok(Outlet { relay, faults, seed, next: AtomicU64::new(0), recorder, record, runtime })
+        Ok(Outlet {
+            relay,
+            backoff,
+            faults,
+            seed,
+            next: AtomicU64::new(0),
+            recorder,
+            record,
+            runtime,
+        })
     }
 
     /// Numbers the posts in queueing order, decides their faults, and starts one task each.
@@ -131,7 +141,7 @@ impl Outlet {
         let mut last = (None, String::new());
         for attempt in 1..=ATTEMPTS {
             if attempt > 1 {
-                tokio::time::sleep(BACKOFF * (attempt - 1)).await;
+                tokio::time::sleep(self.backoff * (attempt - 1)).await;
             }
             let result = client.post(url).json(&post.body).send().await;
             let (status, outcome) = match result {

@@ -68,9 +68,10 @@ impl Emulator {
         }
     }
 
-    /// The relay URL of the world, if it names one.
-    pub fn world_relay(&self) -> Option<String> {
-        self.lock().webhook_relay.clone()
+    /// The relay URL of the world, if it names one, and its webhook retry wait.
+    pub fn webhook_settings(&self) -> (Option<String>, std::time::Duration) {
+        let db = self.lock();
+        (db.webhook_relay.clone(), db.timing.webhook_retry)
     }
 
     /// Hands the posts queued by the last change to the outlet, in order. Called with the

@@ -344,6 +344,8 @@ pub struct Timing {
     pub task_run: Option<TimeDelta>,
     /// Automatic task runs end FAILED.
     pub task_runs_fail: bool,
+    /// Real-time wait before retrying a failed webhook post.
+    pub webhook_retry: std::time::Duration,
 }
 
 /// The whole emulated workspace.
@@ -438,6 +440,14 @@ impl Db {
                     return Err(format!("timing.taskRunOutcome: `{other}` is not DONE/FAILED"));
                 }
             },
+            webhook_retry: humantime::parse_duration(world.timing.webhook_retry.trim()).map_err(
+                |e| {
+                    format!(
+                        "timing.webhookRetry: `{}` is not a duration ({e})",
+                        world.timing.webhook_retry
+                    )
+                },
+            )?,
         };
         let mut db = Db {
             workspace: world.workspace.clone(),

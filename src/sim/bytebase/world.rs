@@ -392,6 +392,9 @@ pub struct Timing {
     pub task_run: String,
     /// How an automatic task run ends: DONE or FAILED.
     pub task_run_outcome: String,
+    /// Wait before the second attempt of a failed webhook post (doubled before the third), in
+    /// real time: Bytebase waits 5 s; tests shorten it.
+    pub webhook_retry: String,
 }
 
 impl Default for Timing {
@@ -401,6 +404,7 @@ impl Default for Timing {
             rollout: "0s".into(),
             task_run: "0s".into(),
             task_run_outcome: "DONE".into(),
+            webhook_retry: "5s".into(),
         }
     }
 }
