@@ -1313,7 +1313,10 @@ async fn a_skipped_issue_never_posts_issue_approved() {
         .create_issue("payments", "alice@acme.example", &["instances/dev-pg/databases/payments"])
         .await;
     assert_eq!(env.issue(&name).await["approvalStatus"], "SKIPPED");
-    // The dev task runs by itself; the rollout completes.
+    // The dev task runs by itself (two steps of 2 s on the sim clock); the rollout completes.
+    for _ in 0..2 {
+        env.control("/_sim/clock/advance", json!({"by": "2s"})).await;
+    }
     let posts = deliveries(&env.sim, 2).await;
     let events: Vec<&str> = posts.iter().map(|d| d.event.as_str()).collect();
     assert_eq!(events, ["ISSUE_CREATED", "PIPELINE_COMPLETED"], "{posts:#?}");
@@ -1527,4 +1530,48 @@ async fn a_legacy_teams_post_not_answered_with_1_is_tried_three_times() {
         (3, Some(202), "failed: HTTP 202")
     );
     assert_eq!(received.lock().unwrap().len(), 3, "each attempt reached the relay");
+}
+
+#[tokio::test]
+async fn pipeline_failed_posts_once_per_plan_until_the_next_batch_run() {
+    let mut world = basic();
+    world.bytebase.approval_rules = Some(Some(Vec::new()));
+    world.bytebase.timing.task_run = "0s".into();
+    world.bytebase.timing.task_run_outcome = "FAILED".into();
+    let second: sim::bytebase::world::Database = serde_json::from_value(
+        json!({"name": "instances/dev-pg/databases/ledger", "environment": "dev", "engine": "POSTGRES"}),
+    )
+    .unwrap();
+    world.bytebase.databases.push(second);
+    world.bytebase.projects[0].webhooks =
+        vec![hook("ops", "", &["PIPELINE_FAILED", "PIPELINE_COMPLETED"])];
+    let env = Env::start(world).await;
+    let targets = ["instances/dev-pg/databases/payments", "instances/dev-pg/databases/ledger"];
+    let name = env.create_issue("payments", "alice@acme.example", &targets).await;
+    let plan = env.issue(&name).await["plan"].as_str().unwrap().to_owned();
+    let path = format!("/v1/{plan}/rollout");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let tasks = loop {
+        let (_, r) = env.get(&path).await;
+        let tasks: Vec<Value> = r["stages"][0]["tasks"].as_array().cloned().unwrap_or_default();
+        if tasks.len() == 2 && tasks.iter().all(|t| t["status"] == "FAILED") {
+            break tasks;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let posts = deliveries(&env.sim, 1).await;
+    assert_eq!(posts.len(), 1, "two failed tasks, one PIPELINE_FAILED: {posts:#?}");
+    assert_eq!(posts[0].event, "PIPELINE_FAILED");
+    assert!(posts[0].link.ends_with(&format!("{plan}/rollout")), "{}", posts[0].link);
+
+    let names: Vec<Value> = tasks.iter().map(|t| t["name"].clone()).collect();
+    let bob = env.token_for("bob@acme.example").await;
+    let run = format!("/v1/{plan}/rollout/stages/dev/tasks:batchRun");
+    let (status, body) = env.send_as(&bob, "POST", &run, Some(json!({"tasks": names}))).await;
+    assert_eq!(status, 200, "{body}");
+    let posts = deliveries(&env.sim, 2).await;
+    assert_eq!(posts[1].event, "PIPELINE_FAILED", "a new batchRun may fail again: {posts:#?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(env.sim.deliveries().len(), 2);
 }
