@@ -1492,7 +1492,9 @@ fn cabgate_sim_posts_webhooks_to_the_relay_of_its_flag() {
     let issue: Value = rt.block_on(async {
         let body = json!({
             "project": "payments", "creator": "alice@acme.example", "title": "Add a column",
-            "specs": [{"changeDatabaseConfig": {"targets": ["instances/prod-pg/databases/payments"]}}],
+            "specs": [{"changeDatabaseConfig": {
+                "targets": ["instances/prod-pg/databases/payments"],
+            }}],
         });
         let url = format!("{bytebase}/_sim/issues");
         reqwest::Client::new().post(url).json(&body).send().await.unwrap().json().await.unwrap()
@@ -1538,9 +1540,9 @@ async fn pipeline_failed_posts_once_per_plan_until_the_next_batch_run() {
     world.bytebase.approval_rules = Some(Some(Vec::new()));
     world.bytebase.timing.task_run = "0s".into();
     world.bytebase.timing.task_run_outcome = "FAILED".into();
-    let second: sim::bytebase::world::Database = serde_json::from_value(
-        json!({"name": "instances/dev-pg/databases/ledger", "environment": "dev", "engine": "POSTGRES"}),
-    )
+    let second: sim::bytebase::world::Database = serde_json::from_value(json!({
+        "name": "instances/dev-pg/databases/ledger", "environment": "dev", "engine": "POSTGRES",
+    }))
     .unwrap();
     world.bytebase.databases.push(second);
     world.bytebase.projects[0].webhooks =

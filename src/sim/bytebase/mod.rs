@@ -157,7 +157,8 @@ impl Call {
 // NOTE: not emulated (an unroutable 404/405 answers): CreatePlan/CreateIssue (issues come from
 // the world or `POST /_sim/issues`), setIamPolicy, role and group writes, service-account
 // management, `auth:exchangeToken`, `:retryApproval`, `issues:batchUpdateStatus`, webhook
-// writes (`:addWebhook` and friends; webhooks come from the world), and settings other than WORKSPACE_APPROVAL and ENVIRONMENT.
+// writes (`:addWebhook` and friends; webhooks come from the world), and settings other than
+// WORKSPACE_APPROVAL and ENVIRONMENT.
 
 /// A handler: the state, the call, and the `*` captures of its path pattern.
 type Handler = fn(&mut Db, &Call, &[String]) -> ApiResult;

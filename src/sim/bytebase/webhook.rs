@@ -4,10 +4,10 @@
 //! never be a target. The emulator builds exactly what Bytebase would send (the Teams adaptive
 //! card for Power Automate hosts, the legacy MessageCard for other Teams hosts) and queues it in
 //! the workspace's outbox; [`super::delivery`] then hands it to the relay, standing in for the
-//! Power Automate flow. Events follow `bytebase-api.md` §7: ISSUE_CREATED, ISSUE_APPROVAL_REQUESTED
-//! (after finding and after each non-final approval, while a step is pending), ISSUE_SENT_BACK,
-//! ISSUE_APPROVED (final `:approve` only, never for SKIPPED), PIPELINE_FAILED (once per plan until
-//! the next batchRun) and PIPELINE_COMPLETED.
+//! Power Automate flow. Events follow `bytebase-api.md` §7: ISSUE_CREATED,
+//! ISSUE_APPROVAL_REQUESTED (after finding and after each non-final approval, while a step is
+//! pending), ISSUE_SENT_BACK, ISSUE_APPROVED (final `:approve` only, never for SKIPPED),
+//! PIPELINE_FAILED (once per plan until the next batchRun) and PIPELINE_COMPLETED.
 
 use serde_json::{Value, json};
 
