@@ -182,10 +182,11 @@ impl Db {
         }
     }
 
-    /// `Name (email)` of a user, as the cards show an actor; empty for the system.
+    /// `Name (email)` of a user, as the cards show an actor; empty for the system (pipeline
+    /// events have no actor).
     fn display(&self, email: &str) -> String {
         if email.is_empty() {
-            return "Bytebase (support@bytebase.com)".into();
+            return String::new();
         }
         let name = self.users.get(email).map(|u| u.title.as_str()).unwrap_or(email);
         let name = if name.is_empty() { email } else { name };
@@ -225,7 +226,9 @@ impl Card {
         }
         let mut facts: Vec<Value> =
             self.facts.iter().map(|(k, v)| json!({ "title": k, "value": v })).collect();
-        facts.push(json!({ "title": "Actor", "value": self.actor }));
+        if !self.actor.is_empty() {
+            facts.push(json!({ "title": "Actor", "value": self.actor }));
+        }
         body.push(json!({ "type": "FactSet", "facts": facts }));
         json!({
             "type": "message",
