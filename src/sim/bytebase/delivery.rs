@@ -22,7 +22,6 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 const ATTEMPTS: u32 = 3;
 
 /// Where queued posts go.
-#[derive(Debug)]
 pub struct Outlet {
     /// The relay URL and the client that posts to it; `None` = posts are recorded, not sent.
     relay: Option<(String, reqwest::Client)>,
@@ -35,6 +34,19 @@ pub struct Outlet {
     /// Whether finished posts are recorded (benchmarks turn recording off).
     record: bool,
     runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for Outlet {
+    /// Leaves the relay URL out: it may carry the listener's secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outlet")
+            .field("relay", &self.relay.as_ref().map(|_| "<set>"))
+            .field("backoff", &self.backoff)
+            .field("faults", &self.faults)
+            .field("seed", &self.seed)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Outlet {
