@@ -5,7 +5,9 @@
 //! which then reads both systems like any other pass. Bytebase cannot post to cabgate directly
 //! (its webhook hosts are allow-listed), so the usual sender is a Power Automate flow relaying a
 //! Teams adaptive card whose only identifier is the issue link; a plain JSON body naming an issue
-//! works too. Every string of the body is scanned for `projects/{p}/issues/{id}`.
+//! works too. Every string of the body is scanned for `projects/{p}/issues/{id}`. Pipeline events
+//! (a rollout failed or completed) link to `projects/{p}/plans/{id}/rollout`, which names no
+//! issue: they wake a pass over everything rather than fail, so Bytebase does not retry them.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -108,12 +110,34 @@ async fn webhook(
     };
     let names = issue_names(&value);
     if names.is_empty() {
-        return (StatusCode::UNPROCESSABLE_ENTITY, "no issue named in the body\n");
+        if !names_a_plan(&value) {
+            return (StatusCode::UNPROCESSABLE_ENTITY, "no issue or plan named in the body\n");
+        }
+        tracing::debug!("webhook: a plan's rollout changed; early pass over every issue");
+        shared.metrics.wakeup();
+        shared.wake.wake([]);
+        return (StatusCode::ACCEPTED, "queued: a pass over every issue\n");
     }
     tracing::debug!(issues = ?names, "webhook: early pass requested");
     shared.metrics.wakeup();
     shared.wake.wake(names);
     (StatusCode::ACCEPTED, "queued\n")
+}
+
+/// True when a string of the body holds `projects/{p}/plans/{id}` (a pipeline event's link).
+fn names_a_plan(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.split("projects/").skip(1).any(|rest| {
+            let (project, tail) = rest.split_once('/').unwrap_or((rest, ""));
+            let id = tail.strip_prefix("plans/").unwrap_or("");
+            let digits = id.bytes().take_while(u8::is_ascii_digit).count();
+            !project.is_empty() && digits > 0
+        }),
+        Value::Array(items) => items.iter().any(names_a_plan),
+        Value::Object(map) => map.values().any(names_a_plan),
+        _ => false,
+    }
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -187,6 +211,11 @@ mod tests {
         assert!(issue_names(&plain).contains("projects/ledger/issues/7"));
         let none = serde_json::json!({ "text": "projects/x/plans/1 and projects//issues/2" });
         assert!(issue_names(&none).is_empty());
+        assert!(names_a_plan(&none));
+        let rollout = serde_json::json!(["https://bb.example/projects/pay/plans/12/rollout"]);
+        assert!(names_a_plan(&rollout));
+        let neither = serde_json::json!({ "text": "projects//plans/1 projects/x/plans/ plans/3" });
+        assert!(!names_a_plan(&neither));
     }
 
     #[test]

@@ -522,12 +522,33 @@ async fn the_listener_wakes_the_loop_only_for_a_caller_with_the_secret() {
         .await
         .expect("sent");
     assert_eq!(plain.status(), 202);
+    assert!(wake.take().contains(ISSUE));
+    // A pipeline event links to the plan's rollout, not an issue: a pass over everything.
+    let pipeline = json!({ "attachments": [{ "content": { "actions": [{
+        "type": "Action.OpenUrl",
+        "url": "https://bb.acme.example/projects/payments/plans/101/rollout"
+    }]}}]});
+    let rollout = client
+        .post(format!("{base}/webhook?secret=s3cret"))
+        .json(&pipeline)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(rollout.status(), 202);
+    assert!(wake.take().is_empty(), "no issue to put first");
+    let unrelated = client
+        .post(format!("{base}/webhook?secret=s3cret"))
+        .json(&json!({ "text": "hello" }))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(unrelated.status(), 422, "a body naming nothing is refused");
 
     let health = client.get(format!("{base}/healthz")).send().await.expect("sent");
     assert_eq!(health.status(), 200);
     let text = client.get(format!("{base}/metrics")).send().await.expect("sent");
     let text = text.text().await.expect("text");
-    assert!(text.contains("cabgate_wakeups_total 2"), "{text}");
+    assert!(text.contains("cabgate_wakeups_total 3"), "{text}");
 }
 
 /// Polls `check` every 20 ms until it holds; fails after 5 s (the poll interval of these tests is
