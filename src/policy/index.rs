@@ -297,15 +297,19 @@ fn rollout_roles(spec: &Value, live: &Snapshot) -> BTreeMap<String, BTreeSet<Str
     roles
 }
 
-/// `now` minus `alerts.skippedApproval.lookback` (7 days when it does not parse).
+/// `now` minus `alerts.skippedApproval.lookback` (7 days when it does not parse). A lookback
+/// beyond the calendar (`99999999999d` is a valid spec duration) keeps every issue, as the live
+/// read does, instead of overflowing.
 pub fn lookback_cutoff(spec: &Value, now: DateTime<Utc>) -> DateTime<Utc> {
     let lookback = spec
         .pointer("/alerts/skippedApproval/lookback")
         .and_then(Value::as_str)
         .and_then(|l| humantime::parse_duration(l).ok())
-        .and_then(|d| chrono::Duration::from_std(d).ok())
-        .unwrap_or_else(|| chrono::Duration::days(7));
-    now - lookback
+        .unwrap_or(std::time::Duration::from_secs(7 * 24 * 3600));
+    chrono::Duration::from_std(lookback)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
 /// True when a SKIPPED issue of the snapshot was created at or after `cutoff`. An issue without

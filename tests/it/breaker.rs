@@ -408,3 +408,35 @@ fn a_snapshot_path_that_is_a_directory_or_too_big_is_exit_2_before_reading_it() 
     assert!(stderr.contains("big.json") && stderr.contains("larger than 256 MiB"), "{stderr}");
     assert!(output.stdout.is_empty());
 }
+
+#[test]
+fn a_lookback_beyond_the_calendar_keeps_every_issue_instead_of_panicking() {
+    // `99999999999d` matches the spec's duration pattern; `now - lookback` overflowed chrono
+    // and both lint and check ended with a panic (exit 101).
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    assert!(sim.contains("lookback: 7d"));
+    let (dir, spec) =
+        spec_file("spec.yaml", sim.replace("lookback: 7d", "lookback: 99999999999d").as_bytes());
+    let output = cabgate(&["lint", spec.to_str().unwrap(), "--format", "json"]);
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{}", text(&output.stderr));
+    let old = dir.path().join("old.json");
+    let (_snap_dir, snapshot) = example_snapshot(|s| {
+        s["skippedIssues"][0]["createTime"] = "1971-01-01T00:00:00Z".into();
+    });
+    std::fs::copy(&snapshot, &old).unwrap();
+    let output = cabgate(&[
+        "check",
+        spec.to_str().unwrap(),
+        "--snapshot",
+        old.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let bypasses =
+        findings_of(&output).into_iter().filter(|f| f["code"] == "bypass/skipped-issue").count();
+    assert_eq!(bypasses, 2, "the 1971 issue is inside a lookback of 273 million years");
+}
