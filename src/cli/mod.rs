@@ -200,10 +200,29 @@ pub fn read_capped(path: &std::path::Path, limit: u64) -> std::io::Result<String
     if file.metadata().is_ok_and(|m| m.is_file() && m.len() > limit) {
         return Err(too_large());
     }
-    let mut text = String::new();
-    file.take(limit + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > limit {
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
         return Err(too_large());
     }
-    Ok(text)
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "it starts with a byte order mark (BOM); save it as UTF-8 without one",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        // Name the place of the first bad byte, as every other reading error does.
+        let good = &error.as_bytes()[..error.utf8_error().valid_up_to()];
+        let line = good.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = good.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "it is not UTF-8 text: line {line}, column {column} (byte offset {}) is not UTF-8",
+                good.len()
+            ),
+        )
+    })
 }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use globset::{Glob, GlobSetBuilder};
 use serde_json::{Map, Value, json};
 
-use crate::live::{BindingFacts, SkippedIssue, Snapshot};
+use crate::live::{BindingFacts, EnvironmentFacts, SkippedIssue, Snapshot};
 
 /// Builds `input.index` from the normalized spec document and the live snapshot.
 pub fn build(spec: &Value, live: Option<&Snapshot>, now: DateTime<Utc>) -> Value {
@@ -159,18 +159,21 @@ fn permission_roles(live: &Snapshot, permission: &str) -> BTreeMap<String, bool>
     holding.map(|role| (role.name.clone(), true)).collect()
 }
 
-/// `group:{email}` → the principals of its members, in IAM member form.
+/// `group:{email}` → the principals of its members, in IAM member form, sorted and distinct.
+///
+/// A group listed twice (the schema does not forbid it) holds the members of every listing: a
+/// second, emptier listing must not hide the members of the first.
 fn groups(live: &Snapshot) -> BTreeMap<String, Vec<String>> {
-    let mut groups = BTreeMap::new();
+    let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for group in &live.groups {
         let email = match group.email.as_str() {
             "" => group.name.strip_prefix("groups/").unwrap_or(&group.name),
             email => email,
         };
-        let members = group.members.iter().map(|m| principal(&m.member)).collect();
-        groups.insert(format!("group:{email}"), members);
+        let members = group.members.iter().map(|m| principal(&m.member));
+        groups.entry(format!("group:{email}")).or_default().extend(members);
     }
-    groups
+    groups.into_iter().map(|(group, members)| (group, members.into_iter().collect())).collect()
 }
 
 /// A group member (`users/{email}`) in IAM member form: service accounts and workload identities
@@ -250,16 +253,22 @@ fn environments(live: &Snapshot) -> Value {
     let mut environments = Map::new();
     for env in &live.environments {
         let name = env.name.as_str();
-        let id = match env.id.as_str() {
-            "" => name.strip_prefix("environments/").unwrap_or(name),
-            id => id,
-        };
+        let id = environment_id(env);
         let policy = &env.rollout_policy;
         let name = if name.is_empty() { format!("environments/{id}") } else { name.to_owned() };
         let fact = json!({"name": name, "automatic": policy.automatic, "roles": policy.roles});
         environments.insert(id.to_owned(), fact);
     }
     Value::Object(environments)
+}
+
+/// An environment's id: `id`, or the tail of its name when `id` is empty. [`environments`] and
+/// [`rollout_roles`] must agree on it.
+fn environment_id(env: &EnvironmentFacts) -> &str {
+    match env.id.as_str() {
+        "" => env.name.strip_prefix("environments/").unwrap_or(&env.name),
+        id => id,
+    }
 }
 
 /// Spec environment id → true (for the undeclared-environment check).
@@ -273,7 +282,7 @@ fn spec_environments(spec: &Value) -> Value {
 fn rollout_roles(spec: &Value, live: &Snapshot) -> BTreeMap<String, BTreeSet<String>> {
     let mut roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for env in &live.environments {
-        let id = env.id.as_str();
+        let id = environment_id(env);
         let governed = spec
             .pointer(&format!("/environments/{}/governed", pointer_escape(id)))
             .and_then(Value::as_bool)
@@ -288,15 +297,19 @@ fn rollout_roles(spec: &Value, live: &Snapshot) -> BTreeMap<String, BTreeSet<Str
     roles
 }
 
-/// `now` minus `alerts.skippedApproval.lookback` (7 days when it does not parse).
+/// `now` minus `alerts.skippedApproval.lookback` (7 days when it does not parse). A lookback
+/// beyond the calendar (`99999999999d` is a valid spec duration) keeps every issue, as the live
+/// read does, instead of overflowing.
 pub fn lookback_cutoff(spec: &Value, now: DateTime<Utc>) -> DateTime<Utc> {
     let lookback = spec
         .pointer("/alerts/skippedApproval/lookback")
         .and_then(Value::as_str)
         .and_then(|l| humantime::parse_duration(l).ok())
-        .and_then(|d| chrono::Duration::from_std(d).ok())
-        .unwrap_or_else(|| chrono::Duration::days(7));
-    now - lookback
+        .unwrap_or(std::time::Duration::from_secs(7 * 24 * 3600));
+    chrono::Duration::from_std(lookback)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
 /// True when a SKIPPED issue of the snapshot was created at or after `cutoff`. An issue without

@@ -187,3 +187,256 @@ fn a_user_policy_cannot_claim_the_spec_is_invalid() {
     assert_ne!(output.status.code(), Some(0));
     assert!(text(&output.stderr).contains("reserved for the spec loader"));
 }
+
+// --- check --snapshot with the typed reader (differential and hostile files) ---
+
+/// `fixtures/live/example.json`, changed by `edit`, written to a temporary folder.
+fn example_snapshot(edit: impl FnOnce(&mut serde_json::Value)) -> (tempfile::TempDir, PathBuf) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/live/example.json");
+    let mut snapshot: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    edit(&mut snapshot);
+    spec_file("snapshot.json", serde_json::to_string_pretty(&snapshot).unwrap().as_bytes())
+}
+
+/// `check fixtures/specs/sim.yaml --snapshot FILE --format json`.
+fn check_snapshot(path: &Path) -> Output {
+    cabgate(&[
+        "check",
+        "fixtures/specs/sim.yaml",
+        "--snapshot",
+        path.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+}
+
+/// stderr with miette's wrapping and box drawing undone, for searching a whole message.
+fn flat(output: &Output) -> String {
+    let stderr = text(&output.stderr).replace(['│', '×'], " ");
+    stderr.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn findings_of(output: &Output) -> Vec<serde_json::Value> {
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&output.stderr)));
+    report["findings"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_group_listed_twice_keeps_the_members_of_every_listing() {
+    // Found by the differential run: a second, empty listing of a group (here with an empty
+    // email, so it is keyed by its name) replaced the first, and its members' grant vanished.
+    let (_dir, path) = example_snapshot(|s| {
+        s["workspaceIamPolicy"]["bindings"].as_array_mut().unwrap().push(serde_json::json!({
+            "role": "roles/workspaceAdmin", "members": ["group:dev@acme.example"],
+            "condition": {"expression": ""}
+        }));
+        s["groups"].as_array_mut().unwrap().push(serde_json::json!({
+            "name": "groups/dev@acme.example", "email": "", "title": "", "members": []
+        }));
+    });
+    let output = check_snapshot(&path);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let holders: Vec<_> = findings_of(&output)
+        .into_iter()
+        .filter(|f| f["code"] == "lockdown/unexpected-holder")
+        .collect();
+    assert_eq!(holders.len(), 1, "{holders:?}");
+    assert!(holders[0]["message"].as_str().unwrap().starts_with("user:dev@acme.example holds"));
+    assert_eq!(
+        holders[0]["via"],
+        serde_json::json!([
+            "roles/workspaceAdmin",
+            "workspaces/acme:getIamPolicy",
+            "group:dev@acme.example"
+        ])
+    );
+}
+
+#[test]
+fn an_environment_with_an_empty_id_still_has_its_rollout_holders_checked() {
+    // The index named such an environment by its name for the environment checks, but looked
+    // its rollout roles up under the empty id, so their holders were never checked.
+    let (_dir, path) = example_snapshot(|s| {
+        let prod = &mut s["environments"][1];
+        assert_eq!(prod["id"], "prod");
+        prod["id"] = "".into();
+        prod["rolloutPolicy"]["roles"] = serde_json::json!(["roles/projectDeveloper"]);
+    });
+    let output = check_snapshot(&path);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let messages: Vec<String> = findings_of(&output)
+        .iter()
+        .filter(|f| f["code"] == "rollout/roles")
+        .map(|f| f["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.starts_with(
+            "user:dev@acme.example can run tasks in environments/prod through its rollout \
+             policy role roles/projectDeveloper"
+        )),
+        "{messages:?}"
+    );
+}
+
+#[test]
+fn a_snapshot_with_a_bom_or_bytes_that_are_not_utf8_is_exit_2_naming_the_place() {
+    let example =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/live/example.json"))
+            .unwrap();
+    let mut bom = b"\xEF\xBB\xBF".to_vec();
+    bom.extend(&example);
+    let (_bom_dir, bom_path) = spec_file("bom.json", &bom);
+    let output = check_snapshot(&bom_path);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = flat(&output);
+    assert!(stderr.contains("bom.json") && stderr.contains("byte order mark"), "{stderr}");
+    assert!(output.stdout.is_empty());
+
+    // A Latin-1 byte in the third line (`source`).
+    let bad = text(&example).replacen("\"source\": \"", "\"source\": \"caf\u{e9}", 1);
+    let bad = bad.replacen('\u{e9}', "\u{1}", 1).into_bytes();
+    let bad: Vec<u8> = bad.into_iter().map(|b| if b == 1 { 0xE9 } else { b }).collect();
+    let (_dir, path) = spec_file("latin1.json", &bad);
+    let output = check_snapshot(&path);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = flat(&output);
+    assert!(stderr.contains("latin1.json"), "{stderr}");
+    assert!(stderr.contains("not UTF-8 text: line 3, column 17"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn hostile_snapshot_files_end_with_exit_2_naming_the_file_and_the_place() {
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/live/example.json"),
+    )
+    .unwrap();
+    let value: serde_json::Value = serde_json::from_str(&example).unwrap();
+    let with = |pointer: &str, replacement: serde_json::Value| {
+        let mut v = value.clone();
+        let (parent, key) = pointer.rsplit_once('/').unwrap();
+        match v.pointer_mut(parent).unwrap() {
+            serde_json::Value::Array(items) => items[key.parse::<usize>().unwrap()] = replacement,
+            object => object[key] = replacement,
+        }
+        v.to_string()
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("truncated", example[..example.len() / 2].to_owned(), "EOF while parsing"),
+        ("empty", String::new(), "EOF while parsing"),
+        ("deep", format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)), "recursion limit"),
+        (
+            "nested-deep",
+            example.replacen(
+                "\"version\": 1",
+                &format!("\"v\": {}1{}", "[".repeat(5000), "]".repeat(5000)),
+                1,
+            ),
+            "recursion limit",
+        ),
+        (
+            "huge-number",
+            example.replacen("\"version\": 1", "\"version\": 1e999", 1),
+            "out of range",
+        ),
+        (
+            "big-integer",
+            example.replacen("\"version\": 1", "\"version\": 123456789012345678901234567890", 1),
+            "/version",
+        ),
+        (
+            "duplicate",
+            example.replacen("\"version\": 1,", "\"version\": 1, \"version\": 1,", 1),
+            "duplicate field `version`",
+        ),
+        ("array", "[]".to_owned(), "/: [] is not of type \"object\""),
+        (
+            "member-type",
+            with("/workspaceIamPolicy/bindings/0/members/0", 7.into()),
+            "/workspaceIamPolicy/bindings/0/members/0",
+        ),
+        (
+            "condition-type",
+            with("/projects/1/iamPolicy/bindings/0/condition", "x".into()),
+            "/projects/1/iamPolicy/bindings/0/condition",
+        ),
+        (
+            "issue-time",
+            with("/skippedIssues/0/createTime", "2026-12-01 09:30:00Z".into()),
+            "/skippedIssues/0/createTime",
+        ),
+        ("group-members", with("/groups/0/members", serde_json::json!({})), "/groups/0/members"),
+        (
+            "rollout-roles",
+            with("/environments/0/rolloutPolicy/roles", serde_json::json!([null])),
+            "/environments/0/rolloutPolicy/roles/0",
+        ),
+        ("taken-at", with("/takenAt", "2026-12-03T12:00:00+0000".into()), "/takenAt"),
+        (
+            "unknown-key",
+            with("/projects/0/webhooks/0/url", "https://x".into()),
+            "/projects/0/webhooks/0",
+        ),
+    ];
+    for (name, content, place) in cases {
+        let file = format!("{name}.json");
+        let (_dir, path) = spec_file(&file, content.as_bytes());
+        let output = check_snapshot(&path);
+        let flat = flat(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {flat}");
+        assert!(output.stdout.is_empty(), "{name}: findings were written");
+        assert!(!flat.contains("panicked"), "{name}: {flat}");
+        assert!(flat.contains(&file), "{name}: {flat}");
+        assert!(flat.contains(place), "{name}: {flat}");
+    }
+}
+
+#[test]
+fn a_snapshot_path_that_is_a_directory_or_too_big_is_exit_2_before_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = check_snapshot(dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("cannot read the snapshot"), "{}", text(&output.stderr));
+    // Sparse: 300 MiB on paper, nothing on disk.
+    let big = dir.path().join("big.json");
+    std::fs::File::create(&big).unwrap().set_len(300 << 20).unwrap();
+    let output = check_snapshot(&big);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = flat(&output);
+    assert!(stderr.contains("big.json") && stderr.contains("larger than 256 MiB"), "{stderr}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn a_lookback_beyond_the_calendar_keeps_every_issue_instead_of_panicking() {
+    // `99999999999d` matches the spec's duration pattern; `now - lookback` overflowed chrono
+    // and both lint and check ended with a panic (exit 101).
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    assert!(sim.contains("lookback: 7d"));
+    let (dir, spec) =
+        spec_file("spec.yaml", sim.replace("lookback: 7d", "lookback: 99999999999d").as_bytes());
+    let output = cabgate(&["lint", spec.to_str().unwrap(), "--format", "json"]);
+    assert!(matches!(output.status.code(), Some(0 | 1)), "{}", text(&output.stderr));
+    let old = dir.path().join("old.json");
+    let (_snap_dir, snapshot) = example_snapshot(|s| {
+        s["skippedIssues"][0]["createTime"] = "1971-01-01T00:00:00Z".into();
+    });
+    std::fs::copy(&snapshot, &old).unwrap();
+    let output = cabgate(&[
+        "check",
+        spec.to_str().unwrap(),
+        "--snapshot",
+        old.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let bypasses =
+        findings_of(&output).into_iter().filter(|f| f["code"] == "bypass/skipped-issue").count();
+    assert_eq!(bypasses, 2, "the 1971 issue is inside a lookback of 273 million years");
+}

@@ -691,3 +691,45 @@ fn a_snapshot_file_is_held_to_the_schema_date_times_included() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("is not JSON: line 3, column 1"), "{}", run.stderr);
 }
+
+/// `fixtures/check/differential/seed-*`: random snapshots and specs from
+/// `fixtures/check/gen_differential.py`, with the findings the Value-based reader of 7dba8ed
+/// gave (captured by `run_differential.py --capture`, normalized for the intended changes: an
+/// empty issue title reads "untitled", an empty creator is left out). The typed reader, the
+/// Rust-built input and the Rust-expanded grants must give exactly these findings, to the line.
+#[test]
+fn typed_snapshot_reader_gives_the_findings_the_value_reader_gave() {
+    let folder = root().join("fixtures/check/differential");
+    let mut seeds: Vec<PathBuf> =
+        std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().path()).collect();
+    seeds.sort();
+    assert!(seeds.len() >= 10, "{seeds:?}");
+    let key = |f: &Value| {
+        let location = f.get("location").cloned().unwrap_or(Value::Null);
+        serde_json::json!([
+            f["code"],
+            f.get("resource").cloned().unwrap_or(Value::Null),
+            f.get("via").cloned().unwrap_or(Value::Null),
+            f["message"],
+            location.get("path").cloned().unwrap_or(Value::Null),
+            location.get("line").cloned().unwrap_or(Value::Null),
+        ])
+    };
+    for seed in seeds {
+        let expected: Value =
+            serde_json::from_str(&std::fs::read_to_string(seed.join("expected.json")).unwrap())
+                .unwrap();
+        let spec = seed.join("spec.yaml");
+        let snapshot = seed.join("snapshot.json");
+        let args = ["check", spec.to_str().unwrap(), "--snapshot", snapshot.to_str().unwrap()];
+        let run = cabgate(&[&args[..], &["--format", "json"]].concat(), KEY);
+        assert_eq!(Some(run.code), expected["exit"].as_i64().map(|c| c as i32), "{seed:?}");
+        let mut got: Vec<String> =
+            run.json()["findings"].as_array().unwrap().iter().map(|f| key(f).to_string()).collect();
+        let mut want: Vec<String> =
+            expected["findings"].as_array().unwrap().iter().map(Value::to_string).collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{seed:?}");
+    }
+}
