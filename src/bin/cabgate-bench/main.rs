@@ -6,8 +6,8 @@
 //! the emulators over loopback HTTP for the live read and the runner.
 //!
 //! Run: `cargo run --release --bin cabgate-bench` (add `--quick` for a smaller workspace).
-//! `cabgate-bench --write-synthetic DIR` only writes the large synthetic workspace (`bench.yaml`
-//! and `snapshot.json`), to profile `cabgate check --snapshot` by hand.
+//! `cabgate-bench --write-synthetic DIR [--quick]` only writes the synthetic workspace
+//! (`bench.yaml` and `snapshot.json`), to profile `cabgate check --snapshot` by hand.
 
 mod live;
 mod synthetic;
@@ -40,7 +40,12 @@ fn main() {
             eprintln!("cabgate-bench: --write-synthetic needs a folder");
             std::process::exit(2);
         };
-        match write_synthetic(Path::new(dir), synthetic::Scale::LARGE) {
+        let scale = if rest.iter().any(|a| a == "--quick") {
+            synthetic::Scale::QUICK
+        } else {
+            synthetic::Scale::LARGE
+        };
+        match write_synthetic(Path::new(dir), scale) {
             Ok(size) => println!("wrote bench.yaml and snapshot.json ({size} MB)"),
             Err(error) => {
                 eprintln!("cabgate-bench: {error}");
@@ -77,11 +82,11 @@ fn lint_row(repo: &Path) -> Result<Row, String> {
     let spec = repo.join("fixtures/specs/example.yaml");
     let mut times = Vec::new();
     for _ in 0..21 {
-        let (elapsed, status) = time_self(&["lint", path_str(&spec)?, "--format", "json"])?;
-        if status != 0 {
-            return Err(format!("lint of the example exited {status}"));
+        let run = run_self(&["lint", path_str(&spec)?, "--format", "json"])?;
+        if run.code != 0 {
+            return Err(format!("lint of the example exited {}", run.code));
         }
-        times.push(elapsed);
+        times.push(run.elapsed);
     }
     Ok(Row {
         what: "lint of fixtures/specs/example.yaml (whole process, median of 21)".into(),
@@ -92,24 +97,36 @@ fn lint_row(repo: &Path) -> Result<Row, String> {
 
 /// `cabgate check --snapshot` of the synthetic workspace: wall time and peak memory.
 fn check_snapshot_rows(work: &Path, quick: bool) -> Result<Vec<Row>, String> {
-    let scale = if quick {
-        synthetic::Scale { projects: 500, bindings: 5_000, environments: 20, issues: 10_000 }
-    } else {
-        synthetic::Scale::LARGE
-    };
+    let scale = if quick { synthetic::Scale::QUICK } else { synthetic::Scale::LARGE };
     let spec = work.join("bench.yaml");
     let snapshot = work.join("snapshot.json");
-    let size = write_synthetic(work, scale)?;
+
+    // The workspace is written by a child process. A child started with vfork (as std's
+    // `Command` does) carries the parent's peak resident set into its own `ru_maxrss`, so this
+    // process must never hold the large workspace itself, or every peak below would be its own.
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut write = Command::new(me);
+    write.arg("--write-synthetic").arg(work).stdout(Stdio::null());
+    if quick {
+        write.arg("--quick");
+    }
+    let written = write.status().map_err(|e| e.to_string())?;
+    if !written.success() {
+        return Err(format!("writing the synthetic workspace failed ({written})"));
+    }
+    let size = std::fs::metadata(&snapshot).map_err(|e| e.to_string())?.len() / 1_000_000;
 
     let mut times = Vec::new();
+    let mut peak_kib = 0;
     for _ in 0..3 {
         let args =
             ["check", path_str(&spec)?, "--snapshot", path_str(&snapshot)?, "--format", "json"];
-        let (elapsed, status) = time_self(&args)?;
-        if status > 1 {
-            return Err(format!("check --snapshot exited {status}"));
+        let run = run_self(&args)?;
+        if run.code > 1 {
+            return Err(format!("check --snapshot exited {}", run.code));
         }
-        times.push(elapsed);
+        times.push(run.elapsed);
+        peak_kib = peak_kib.max(run.max_rss_kib);
     }
     let what = format!(
         "check --snapshot: {} projects, {} bindings, {} environments, {} issues ({} MB)",
@@ -123,7 +140,7 @@ fn check_snapshot_rows(work: &Path, quick: bool) -> Result<Vec<Row>, String> {
         },
         Row {
             what: "check --snapshot, peak memory (max RSS of the process)".into(),
-            value: format!("{} MiB", children_max_rss_kib() / 1024),
+            value: format!("{} MiB", peak_kib / 1024),
             target: "-".into(),
         },
     ])
@@ -220,32 +237,50 @@ fn runner_rows(quick: bool) -> Result<Vec<Row>, String> {
     ])
 }
 
-/// Runs this binary as `cabgate ARGS`, stdout discarded; returns the wall time and exit code.
-fn time_self(args: &[&str]) -> Result<(Duration, i32), String> {
+/// What one `cabgate` process took.
+struct SelfRun {
+    elapsed: Duration,
+    code: i32,
+    /// The child's own peak resident set (`ru_maxrss` of `wait4`), in KiB.
+    max_rss_kib: i64,
+}
+
+/// Runs this binary as `cabgate ARGS`, stdout discarded, and reaps it with `wait4` so the peak
+/// memory is this child's alone (`RUSAGE_CHILDREN` would report the largest child so far).
+fn run_self(args: &[&str]) -> Result<SelfRun, String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let start = Instant::now();
-    let output = Command::new(me)
+    let mut child = Command::new(me)
         .arg("--as-cabgate")
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .map_err(|e| e.to_string())?;
-    let elapsed = start.elapsed();
-    let code = output.status.code().unwrap_or(-1);
-    if code > 1 {
-        eprintln!("cabgate {}:\n{}", args.join(" "), String::from_utf8_lossy(&output.stderr));
-    }
-    Ok((elapsed, code))
-}
-
-/// The largest resident set of any child waited for so far, in KiB.
-fn children_max_rss_kib() -> i64 {
-    // SAFETY: getrusage only writes into the struct we hand it.
-    unsafe {
+    let mut stderr = child.stderr.take().ok_or("the child has no stderr")?;
+    let drain = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut text);
+        text
+    });
+    let pid = libc::pid_t::try_from(child.id()).map_err(|e| e.to_string())?;
+    let mut status = 0;
+    // SAFETY: wait4 only writes into the status and the struct we hand it, and reaps a child
+    // of ours that nothing else waits for (`child` is never waited on after this).
+    let (reaped, usage) = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
-        if libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) == 0 { usage.ru_maxrss } else { -1 }
+        (libc::wait4(pid, &mut status, 0, &mut usage), usage)
+    };
+    let elapsed = start.elapsed();
+    if reaped != pid {
+        return Err(format!("wait4: {}", std::io::Error::last_os_error()));
     }
+    let stderr = drain.join().unwrap_or_default();
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
+    if code > 1 {
+        eprintln!("cabgate {}:\n{}", args.join(" "), String::from_utf8_lossy(&stderr));
+    }
+    Ok(SelfRun { elapsed, code, max_rss_kib: usage.ru_maxrss })
 }
 
 fn median(times: &mut [Duration]) -> Duration {

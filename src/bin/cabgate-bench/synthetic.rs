@@ -21,6 +21,10 @@ impl Scale {
     /// The scale the issue tracker asks for.
     pub const LARGE: Scale =
         Scale { projects: 5_000, bindings: 50_000, environments: 200, issues: 100_000 };
+
+    /// A tenth of it, for `--quick`.
+    pub const QUICK: Scale =
+        Scale { projects: 500, bindings: 5_000, environments: 20, issues: 10_000 };
 }
 
 /// A bridge spec governing `gov-*` projects, as YAML.
