@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
-    /// Faults to inject, e.g. `5xx=0.05,429=0.02,reset=0.01,lost=0.01,latency=20ms`
+    /// Faults to inject, e.g. `5xx=0.05,500=0.01,429=0.02,reset=0.01,lost=0.01,latency=20ms`
     /// (also `path=GLOB`, `method=POST`, `first=N`, `server=bytebase|servicenow`, and for the
     /// Bytebase webhook posts `dup-webhook=P` (posted twice) and `drop-webhook=P` (never posted)).
     #[arg(long, value_name = "SPEC", default_value = "")]

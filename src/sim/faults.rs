@@ -27,8 +27,9 @@ pub enum Server {
 ///
 /// The text form, for `--faults`, is a comma-separated list of `key=value`:
 /// `5xx=0.05,429=0.02,reset=0.01,lost=0.01,latency=20ms,path=/v1/projects*,method=POST,first=100,
-/// server=bytebase`. Probabilities are per request and checked in the order 5xx, 429, reset,
+/// server=bytebase`. Probabilities are per request and checked in the order 5xx, 500, 429, reset,
 /// lost; `latency` adds a uniform random delay up to that duration to every eligible request.
+/// `5xx` answers 503 (a server that is briefly away), `500` answers 500 (a server that fails).
 ///
 /// Two keys act on the Bytebase emulator's webhook posts instead of requests:
 /// `dup-webhook=P` posts the same body twice, `drop-webhook=P` never posts it (checked in that
@@ -38,6 +39,8 @@ pub enum Server {
 pub struct FaultSpec {
     /// Probability of a 5xx (503 Unavailable) instead of the handler.
     pub error_5xx: f64,
+    /// Probability of a 500 (Internal) instead of the handler.
+    pub error_500: f64,
     /// Probability of a 429 with `Retry-After` instead of the handler.
     pub too_many: f64,
     /// Probability of closing the connection before the handler runs.
@@ -87,6 +90,8 @@ impl WebhookFault {
 pub enum Fault {
     /// A 503 with an error body; the handler does not run.
     Unavailable,
+    /// A 500 with an error body; the handler does not run.
+    Internal,
     /// A 429 with `Retry-After`; the handler does not run.
     TooManyRequests,
     /// The connection is closed before the handler runs.
@@ -100,6 +105,7 @@ impl Fault {
     pub fn name(self) -> &'static str {
         match self {
             Fault::Unavailable => "5xx",
+            Fault::Internal => "500",
             Fault::TooManyRequests => "429",
             Fault::Reset => "reset",
             Fault::Lost => "lost",
@@ -135,6 +141,7 @@ impl FaultSpec {
     /// Whether this spec can inject anything.
     pub fn is_active(&self) -> bool {
         self.error_5xx > 0.0
+            || self.error_500 > 0.0
             || self.too_many > 0.0
             || self.reset > 0.0
             || self.lost > 0.0
@@ -201,6 +208,7 @@ impl FaultSpec {
         let mut fault = None;
         for (p, f) in [
             (self.error_5xx, Fault::Unavailable),
+            (self.error_500, Fault::Internal),
             (self.too_many, Fault::TooManyRequests),
             (self.reset, Fault::Reset),
             (self.lost, Fault::Lost),
@@ -230,6 +238,7 @@ impl FromStr for FaultSpec {
             };
             match key {
                 "5xx" => spec.error_5xx = probability()?,
+                "500" => spec.error_500 = probability()?,
                 "429" => spec.too_many = probability()?,
                 "reset" => spec.reset = probability()?,
                 "lost" => spec.lost = probability()?,
@@ -258,7 +267,7 @@ impl FromStr for FaultSpec {
                 _ => return Err(err("unknown key")),
             }
         }
-        let total = spec.error_5xx + spec.too_many + spec.reset + spec.lost;
+        let total = spec.error_5xx + spec.error_500 + spec.too_many + spec.reset + spec.lost;
         if total > 1.0 {
             return Err(FaultSpecError {
                 item: text.into(),
@@ -311,6 +320,16 @@ mod tests {
         assert!(spec.matches(Server::Bytebase, "GET", "/v1/projects/p1"));
         assert!(!spec.matches(Server::Bytebase, "GET", "/v1/roles"));
         assert!(!spec.matches(Server::Bytebase, "GET", "/_sim/requests"));
+    }
+
+    #[test]
+    fn a_500_is_its_own_fault_beside_the_503() {
+        let spec: FaultSpec = "500=1,path=/v1/roles".parse().unwrap();
+        assert_eq!(spec.error_500, 1.0);
+        assert_eq!(spec.error_5xx, 0.0);
+        assert_eq!(spec.decide(0, Server::Bytebase, 0).fault, Some(Fault::Internal));
+        assert_eq!(Fault::Internal.name(), "500");
+        assert!("500=0.6,5xx=0.6".parse::<FaultSpec>().is_err());
     }
 
     #[test]

@@ -200,6 +200,7 @@ pub async fn layer(State(state): State<Arc<LayerState>>, request: Request, next:
     };
     let response = match decision.fault {
         Some(Fault::Unavailable) => fault_response(&state, StatusCode::SERVICE_UNAVAILABLE),
+        Some(Fault::Internal) => fault_response(&state, StatusCode::INTERNAL_SERVER_ERROR),
         Some(Fault::TooManyRequests) => fault_response(&state, StatusCode::TOO_MANY_REQUESTS),
         Some(Fault::Reset) => {
             record(&state, exchange);
@@ -229,14 +230,17 @@ fn record(state: &LayerState, exchange: Exchange) {
 /// The error body each API uses for an injected 5xx or 429.
 fn fault_response(state: &LayerState, status: StatusCode) -> Response {
     let throttled = status == StatusCode::TOO_MANY_REQUESTS;
+    // Bytebase's Connect codes: 8 ResourceExhausted, 13 Internal, 14 Unavailable.
+    let (code, bytebase_message, servicenow_message) = match status {
+        StatusCode::TOO_MANY_REQUESTS => (8, "rate limit exceeded", "Rate limit exceeded"),
+        StatusCode::INTERNAL_SERVER_ERROR => (13, "internal error", "Internal Server Error"),
+        _ => (14, "service unavailable", "Service Unavailable"),
+    };
     let body = match state.server {
-        Server::Bytebase => serde_json::json!({
-            "code": if throttled { 8 } else { 14 },
-            "message": if throttled { "rate limit exceeded" } else { "service unavailable" },
-        }),
+        Server::Bytebase => serde_json::json!({ "code": code, "message": bytebase_message }),
         Server::Servicenow => serde_json::json!({
             "error": {
-                "message": if throttled { "Rate limit exceeded" } else { "Service Unavailable" },
+                "message": servicenow_message,
                 "detail": "injected by the emulator's fault schedule",
             },
             "status": "failure",

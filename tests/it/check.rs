@@ -327,20 +327,27 @@ async fn an_expired_token_is_renewed_once_and_4xx_is_never_retried() {
 }
 
 #[test]
-fn a_persistent_5xx_ends_with_exit_3_naming_the_call_and_the_message() {
-    let faults = FaultSpec { error_5xx: 1.0, paths: vec!["/v1/roles".into()], ..FaultSpec::none() };
-    let sim =
-        sim::start_blocking(world("compliant"), Options { faults, ..Options::default() }).unwrap();
-    let folder = tempfile::tempdir().unwrap();
-    let spec = spec_file(folder.path(), sim.bytebase_url());
-    let run = cabgate(&["check", spec.to_str().unwrap(), "--format", "json"], KEY);
-    assert_eq!(run.code, 3, "{}", run.stderr);
-    assert!(run.stdout.is_empty(), "no report on a failed read: {}", run.stdout);
-    assert!(run.stderr.contains("GET /v1/roles"), "{}", run.stderr);
-    let fault = sim.requests().into_iter().rev().find(|e| e.path == "/v1/roles").unwrap();
-    let message = fault.response_body["message"].as_str().unwrap().to_owned();
-    assert!(run.message().contains(&message), "{message:?} not in:\n{}", run.stderr);
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+fn a_persistent_500_or_503_ends_with_exit_3_naming_the_call_and_the_message() {
+    let internal = FaultSpec { error_500: 1.0, ..FaultSpec::none() };
+    let unavailable = FaultSpec { error_5xx: 1.0, ..FaultSpec::none() };
+    for (faults, status) in [(internal, 500), (unavailable, 503)] {
+        let faults = FaultSpec { paths: vec!["/v1/roles".into()], ..faults };
+        let options = Options { faults, ..Options::default() };
+        let sim = sim::start_blocking(world("compliant"), options).unwrap();
+        let folder = tempfile::tempdir().unwrap();
+        let spec = spec_file(folder.path(), sim.bytebase_url());
+        let run = cabgate(&["check", spec.to_str().unwrap(), "--format", "json"], KEY);
+        assert_eq!(run.code, 3, "{status}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "no report on a failed read: {}", run.stdout);
+        assert!(run.stderr.contains("GET /v1/roles"), "{}", run.stderr);
+        assert!(run.message().contains(&format!("HTTP {status}")), "{}", run.stderr);
+        let faults: Vec<_> = sim.requests().into_iter().filter(|e| e.path == "/v1/roles").collect();
+        assert!(faults.len() > 1, "a 5xx is retried before giving up: {faults:?}");
+        assert!(faults.iter().all(|e| e.status == status), "{faults:?}");
+        let message = faults[0].response_body["message"].as_str().unwrap().to_owned();
+        assert!(run.message().contains(&message), "{message:?} not in:\n{}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
 }
 
 #[test]
