@@ -7,8 +7,9 @@
 //! validated (exit 2 when it is not a snapshot), then every policy is evaluated over both.
 //!
 //! A baseline (`--baseline`) lets a team adopt cabgate on a workspace with known gaps: findings
-//! recorded in it (keyed by code, resource and spec path: never by line, so editing the spec
-//! does not invalidate it) still appear in the report, as waived, and do not fail the run. In the
+//! recorded in it (keyed by code, resource, spec path and message: never by line, so moving
+//! lines in the spec does not invalidate it; the message names the principal, issue or rule, so a
+//! second holder in a known project is new) still appear in the report, as waived, and do not fail the run. In the
 //! JSON report they carry `"baseline": true`, and `summary.baselined` counts them (they are also
 //! counted in `summary.waived`, so the contract's fields keep their meaning).
 
@@ -206,7 +207,7 @@ fn json_with_baseline(report: &Report, accepted: &BTreeSet<BaselineKey>) -> Stri
     text
 }
 
-/// Findings accepted as they are: `{version, spec, findings: [{code, resource, path}]}`.
+/// Findings accepted as they are: `{version, spec, findings: [{code, resource, path, message}]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Baseline {
@@ -231,6 +232,10 @@ pub struct BaselineKey {
     /// The JSON Pointer into the spec, `""` when the finding has no place.
     #[serde(default)]
     pub path: String,
+    /// The finding's sentence: what tells apart two findings of one code on one resource (two
+    /// principals holding the permission in one project, two empty approval flows). Required, so
+    /// a baseline recorded without it is refused rather than accepting every such finding.
+    pub message: String,
 }
 
 impl BaselineKey {
@@ -239,6 +244,7 @@ impl BaselineKey {
             code: finding.code.clone(),
             resource: finding.resource.clone().unwrap_or_default(),
             path: finding.location.as_ref().map(|l| l.path.clone()).unwrap_or_default(),
+            message: finding.message.clone(),
         }
     }
 }

@@ -440,3 +440,43 @@ fn a_lookback_beyond_the_calendar_keeps_every_issue_instead_of_panicking() {
         findings_of(&output).into_iter().filter(|f| f["code"] == "bypass/skipped-issue").count();
     assert_eq!(bypasses, 2, "the 1971 issue is inside a lookback of 273 million years");
 }
+
+// --- baselines ---
+
+#[test]
+fn a_baseline_does_not_accept_a_new_holder_of_the_permission_in_a_known_resource() {
+    // The baseline keyed findings by code, resource and spec path only: once one unexpected
+    // holder in a project (or the workspace) was recorded, every later holder there, a new
+    // empty approval flow beside a known one, and so on, passed as "not new".
+    let grant = |s: &mut serde_json::Value, member: &str| {
+        s["workspaceIamPolicy"]["bindings"].as_array_mut().unwrap().push(serde_json::json!({
+            "role": "roles/workspaceAdmin", "members": [member],
+            "condition": {"expression": ""}
+        }));
+    };
+    let (dir, before) = example_snapshot(|s| grant(s, "user:dev@acme.example"));
+    let baseline = dir.path().join("baseline.json");
+    let baseline = baseline.to_str().unwrap();
+    let spec = "fixtures/specs/sim.yaml";
+    let snapshot = before.to_str().unwrap();
+    let output = cabgate(&["check", spec, "--snapshot", snapshot, "--write-baseline", baseline]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = cabgate(&["check", spec, "--snapshot", snapshot, "--baseline", baseline]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    let (_after_dir, after) = example_snapshot(|s| {
+        grant(s, "user:dev@acme.example");
+        grant(s, "user:mallory@acme.example");
+    });
+    let after = after.to_str().unwrap();
+    let args = ["check", spec, "--snapshot", after, "--baseline", baseline, "--format", "json"];
+    let output = cabgate(&args);
+    assert_eq!(output.status.code(), Some(1), "the new holder fails the run");
+    let unwaived: Vec<String> = findings_of(&output)
+        .iter()
+        .filter(|f| f["waived"] == false)
+        .map(|f| f["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(unwaived.len(), 1, "{unwaived:?}");
+    assert!(unwaived[0].starts_with("user:mallory@acme.example holds"), "{unwaived:?}");
+}
