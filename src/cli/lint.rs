@@ -148,7 +148,23 @@ fn emit(report: &Report, args: &Args, context: &Context<'_>) -> Result<(), Failu
 
 /// Writes `bytes` to a temporary file next to `path`, then renames it over `path`: a reader sees
 /// the old report or the whole new one, never a part.
+///
+/// A path that is not a regular file (a named pipe, `/dev/stdout`, `/dev/fd/N` of a process
+/// substitution) is written to directly: renaming over it would replace it and its reader would
+/// get nothing. A symlink is followed, so the file it names is replaced, not the link.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+            return std::fs::OpenOptions::new().write(true).open(path)?.write_all(bytes);
+        }
+        _ => {}
+    }
+    // A dangling link is replaced, as before.
+    let resolved = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(path).ok(),
+        _ => None,
+    };
+    let path = resolved.as_deref().unwrap_or(path);
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),

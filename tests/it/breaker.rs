@@ -480,3 +480,46 @@ fn a_baseline_does_not_accept_a_new_holder_of_the_permission_in_a_known_resource
     assert_eq!(unwaived.len(), 1, "{unwaived:?}");
     assert!(unwaived[0].starts_with("user:mallory@acme.example holds"), "{unwaived:?}");
 }
+
+// --- output files ---
+
+#[test]
+fn an_output_path_that_is_a_fifo_or_a_symlink_is_written_through_not_replaced() {
+    // `-o /dev/stdout`, `-o >(jq …)` or a named pipe: the atomic write renamed a regular file
+    // over the pipe (or over `/dev/stdout` itself, as root), the reader got nothing and the
+    // path was a regular file afterwards. A symlink was replaced by a file, its target untouched.
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("report.pipe");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/live/example.json");
+    let snapshot = snapshot.to_str().unwrap();
+    let spec = "fixtures/specs/sim.yaml";
+    let fifo_arg = fifo.to_str().unwrap();
+    let args = ["check", spec, "--snapshot", snapshot, "--format", "json", "-o", fifo_arg];
+    let output = cabgate(&args);
+    let still_a_fifo = std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo();
+    // Unblock the reader whatever happened (no reader left: ENXIO, ignored).
+    let _ = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo);
+    assert!(still_a_fifo, "the named pipe was replaced by a file");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&reader.join().unwrap()).unwrap();
+    assert_eq!(report["summary"]["errors"], 3);
+
+    let target = dir.path().join("real.json");
+    std::fs::write(&target, "old").unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let args = ["check", spec, "--snapshot", snapshot, "--format", "json", "-o"];
+    let output = cabgate(&[&args[..], &[link.to_str().unwrap()]].concat());
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert_eq!(report["summary"]["errors"], 3);
+}
