@@ -523,3 +523,39 @@ fn an_output_path_that_is_a_fifo_or_a_symlink_is_written_through_not_replaced() 
         serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
     assert_eq!(report["summary"]["errors"], 3);
 }
+
+// --- secrets in errors ---
+
+#[test]
+fn credentials_in_the_bytebase_url_are_not_repeated_in_errors() {
+    // Lint flags `https://user:password@host` as spec/secret-inline, but `check` and
+    // `snapshot` then printed the whole URL, password included, in the unreachable and
+    // unusable-URL errors (stderr: the CI log). The snapshot's `source` already dropped them.
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    let cases = [
+        ("http://admin:Hunter2Pw@127.0.0.1:1", 3, "http://127.0.0.1:1"),
+        ("http://admin:Hunter2Pw@127.0.0.1:99999", 2, "127.0.0.1:99999"),
+        ("http://admin:Hunter2Pw@[::1", 2, "[::1"),
+    ];
+    for (url, code, shown) in cases {
+        let text_of_spec = sim.replace("http://127.0.0.1:18080", &format!("\"{url}\""));
+        let (_dir, spec) = spec_file("spec.yaml", text_of_spec.as_bytes());
+        for command in ["check", "snapshot"] {
+            let output = Command::new(env!("CARGO_BIN_EXE_cabgate"))
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .args([command, spec.to_str().unwrap()])
+                .env_remove("CABGATE_LOG")
+                .env("CABGATE_DEMO_BB_KEY", "bbs_demo0000cabgate0001")
+                .output()
+                .unwrap();
+            let stderr = flat(&output);
+            assert_eq!(output.status.code(), Some(code), "{command} {url}: {stderr}");
+            assert!(!stderr.contains("Hunter2Pw"), "{command} {url}: {stderr}");
+            assert!(!text(&output.stdout).contains("Hunter2Pw"), "{command} {url}");
+            assert!(stderr.contains(shown), "{command} {url}: {stderr}");
+        }
+    }
+}
