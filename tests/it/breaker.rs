@@ -559,3 +559,39 @@ fn credentials_in_the_bytebase_url_are_not_repeated_in_errors() {
         }
     }
 }
+
+// --- live text in text reports ---
+
+#[test]
+fn control_characters_from_bytebase_do_not_reach_text_reports_raw() {
+    // An issue title is written by whoever opened the issue, the person a bypass finding is
+    // about. Escape sequences and line breaks in it went raw into the human, github and markdown
+    // reports: a title could recolor the terminal or CI log, or forge a line of the report
+    // (`…\r\nspec.yaml: passed with 0 errors`).
+    let (_dir, path) = example_snapshot(|s| {
+        s["skippedIssues"][0]["title"] =
+            "x\u{1b}]0;t\u{7}\u{1b}[2K\u{9b}31m\r\nspec.yaml: passed\u{202e}".into();
+    });
+    for format in ["human", "github", "markdown"] {
+        let output = cabgate(&[
+            "check",
+            "fixtures/specs/sim.yaml",
+            "--snapshot",
+            path.to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{format}: {}", text(&output.stderr));
+        let report = text(&output.stdout);
+        for bad in ['\u{1b}', '\u{7}', '\u{9b}', '\r', '\u{202e}'] {
+            assert!(!report.contains(bad), "{format}: {bad:?} in\n{report}");
+        }
+        let forged = report.lines().any(|line| line.trim_start().starts_with("spec.yaml: passed"));
+        assert!(!forged, "{format}: a forged line in\n{report}");
+        assert!(report.contains("\\u{1b}[2K"), "{format}: shown as escapes\n{report}");
+    }
+    // The JSON report keeps the title as Bytebase has it (JSON escapes it).
+    let output = check_snapshot(&path);
+    let title = findings_of(&output)[0]["message"].as_str().unwrap().to_owned();
+    assert!(title.contains("\u{1b}[2K") && title.contains("\r\n"), "{title}");
+}
