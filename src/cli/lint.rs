@@ -173,15 +173,23 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let file_name = file_name.ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "the output path names no file")
     })?;
-    let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    // A run killed mid-write leaves its temporary file; the next run may have the same PID (a
+    // container's), so a taken name is skipped, never reused or deleted.
+    let (temp, mut file) = (0u32..1000)
+        .map(|n| {
+            let temp = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
+            let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp);
+            (temp, file)
+        })
+        .find(|(_, file)| !matches!(file, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists))
+        .map(|(temp, file)| file.map(|file| (temp, file)))
+        .unwrap_or_else(|| Err(std::io::ErrorKind::AlreadyExists.into()))?;
     let written = (|| {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)
     })();
     if written.is_err() {
-        // Best effort: the temporary file may not exist if creating it failed.
         let _ = std::fs::remove_file(&temp);
     }
     written

@@ -595,3 +595,18 @@ fn control_characters_from_bytebase_do_not_reach_text_reports_raw() {
     let title = findings_of(&output)[0]["message"].as_str().unwrap().to_owned();
     assert!(title.contains("\u{1b}[2K") && title.contains("\r\n"), "{title}");
 }
+
+#[test]
+fn a_temporary_file_left_by_a_killed_run_with_the_same_pid_does_not_fail_the_write() {
+    // The temporary file was `.NAME.PID.tmp`, created exclusively. A run killed mid-write
+    // leaves it behind; in a container the next scheduled run often has the same PID, and its
+    // write failed with "File exists" (exit 3), then deleted the file it did not own.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snapshot.json");
+    std::fs::write(&out, "old").unwrap();
+    let stale = dir.path().join(format!(".snapshot.json.{}.tmp", std::process::id()));
+    std::fs::write(&stale, "partial").unwrap();
+    cabgate::cli::lint::write_atomically(&out, b"new").unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "new");
+    assert_eq!(std::fs::read_to_string(&stale).unwrap(), "partial", "not ours to delete");
+}
