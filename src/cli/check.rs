@@ -86,6 +86,20 @@ pub fn run(args: Args) -> Outcome {
             // Issues older than the spec's lookback concern no policy: drop them here, where
             // the snapshot is ours, rather than have the policy input copy it without them.
             let cutoff = policy::index::lookback_cutoff(&loaded.document, now);
+            // The issues before `skippedSince` were never read: with a longer lookback than the
+            // snapshot's, bypasses in between would go unreported without a word.
+            if let Some(since) = snapshot.skipped_since
+                && cutoff < since
+            {
+                return Err(Failure::invalid(miette::miette!(
+                    help = "take a new snapshot with this spec, or shorten its lookback",
+                    "the snapshot {} holds the SKIPPED issues created since {}, but the spec's \
+                     alerts.skippedApproval.lookback reaches back to {}",
+                    path.display(),
+                    since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    cutoff.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                )));
+            }
             snapshot.skipped_issues.retain(|issue| policy::index::in_window(issue, cutoff));
             (snapshot, now)
         }

@@ -423,8 +423,10 @@ fn a_lookback_beyond_the_calendar_keeps_every_issue_instead_of_panicking() {
     let output = cabgate(&["lint", spec.to_str().unwrap(), "--format", "json"]);
     assert!(matches!(output.status.code(), Some(0 | 1)), "{}", text(&output.stderr));
     let old = dir.path().join("old.json");
+    // Without `skippedSince`: the file does not claim to have read only the last week.
     let (_snap_dir, snapshot) = example_snapshot(|s| {
         s["skippedIssues"][0]["createTime"] = "1971-01-01T00:00:00Z".into();
+        s.as_object_mut().unwrap().remove("skippedSince");
     });
     std::fs::copy(&snapshot, &old).unwrap();
     let output = cabgate(&[
@@ -609,4 +611,44 @@ fn a_temporary_file_left_by_a_killed_run_with_the_same_pid_does_not_fail_the_wri
     cabgate::cli::lint::write_atomically(&out, b"new").unwrap();
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "new");
     assert_eq!(std::fs::read_to_string(&stale).unwrap(), "partial", "not ours to delete");
+}
+
+#[test]
+fn a_snapshot_that_read_a_shorter_lookback_than_the_spec_asks_is_refused() {
+    // A snapshot holds the SKIPPED issues created since its `skippedSince` (the lookback of the
+    // spec it was taken with). Checked with a spec whose lookback reaches further back, the
+    // issues in between were never read, and the check passed them over in silence.
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    let (dir, spec) =
+        spec_file("spec.yaml", sim.replace("lookback: 7d", "lookback: 30d").as_bytes());
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/live/example.json");
+    let check = |snapshot: &Path| {
+        cabgate(&[
+            "check",
+            spec.to_str().unwrap(),
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+    };
+    let output = check(&snapshot);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(output.stdout.is_empty());
+    let stderr = flat(&output);
+    assert!(stderr.contains("example.json") && stderr.contains("2026-11-26"), "{stderr}");
+    assert!(stderr.contains("lookback"), "{stderr}");
+
+    // The same lookback (or a shorter one) is fine, and so is a snapshot that does not say.
+    let same = dir.path().join("same.yaml");
+    std::fs::write(&same, &sim).unwrap();
+    let args = ["check", same.to_str().unwrap(), "--snapshot", snapshot.to_str().unwrap()];
+    assert_eq!(cabgate(&args).status.code(), Some(1));
+    let (_unsaid_dir, unsaid) = example_snapshot(|s| {
+        s.as_object_mut().unwrap().remove("skippedSince");
+    });
+    assert_eq!(check(&unsaid).status.code(), Some(1));
 }
