@@ -100,6 +100,24 @@ pub fn run(args: Args) -> Outcome {
                     cutoff.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
                 )));
             }
+            // Likewise the issues of a project the snapshot's spec did not govern.
+            if snapshot.skipped_since.is_some() {
+                let governs = live::governed_matcher(&loaded.spec.bytebase.projects)
+                    .map_err(Failure::invalid)?;
+                let unread = snapshot.projects.iter().find(|p| {
+                    p.governed == Some(false)
+                        && governs.is_match(p.name.strip_prefix("projects/").unwrap_or(&p.name))
+                });
+                if let Some(project) = unread {
+                    return Err(Failure::invalid(miette::miette!(
+                        help = "take a new snapshot with this spec",
+                        "the spec governs {}, but the snapshot {} was taken with a spec that \
+                         did not, so it holds none of its SKIPPED issues",
+                        project.name,
+                        path.display(),
+                    )));
+                }
+            }
             snapshot.skipped_issues.retain(|issue| policy::index::in_window(issue, cutoff));
             (snapshot, now)
         }

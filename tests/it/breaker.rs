@@ -652,3 +652,41 @@ fn a_snapshot_that_read_a_shorter_lookback_than_the_spec_asks_is_refused() {
     });
     assert_eq!(check(&unsaid).status.code(), Some(1));
 }
+
+#[test]
+fn a_snapshot_that_did_not_read_the_issues_of_a_project_the_spec_governs_is_refused() {
+    // `cabgate snapshot` reads SKIPPED issues of the projects its spec governs only. Checked
+    // with a spec that governs more (`projects: ["*"]`), a bypass in the others went unreported.
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    let governing = sim.replace(r#"projects: ["payments", "ledger-*"]"#, r#"projects: ["*"]"#);
+    assert_ne!(governing, sim);
+    let (_dir, spec) = spec_file("spec.yaml", governing.as_bytes());
+    let check = |snapshot: &Path| {
+        cabgate(&[
+            "check",
+            spec.to_str().unwrap(),
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+    };
+    let (_snap_dir, snapshot) = example_snapshot(|s| {
+        assert_eq!(s["projects"][1]["name"], "projects/sandbox");
+        assert_eq!(s["projects"][1]["governed"], false);
+    });
+    let output = check(&snapshot);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(output.stdout.is_empty());
+    let stderr = flat(&output);
+    assert!(stderr.contains("snapshot.json") && stderr.contains("projects/sandbox"), "{stderr}");
+
+    // A snapshot that does not say which projects it governed is taken at its word.
+    let (_unsaid_dir, unsaid) = example_snapshot(|s| {
+        s["projects"][1].as_object_mut().unwrap().remove("governed");
+    });
+    assert_eq!(check(&unsaid).status.code(), Some(1), "{}", text(&check(&unsaid).stderr));
+}
