@@ -61,6 +61,23 @@ pub fn run(args: Args) -> Outcome {
     crate::cli::lint::refuse_to_overwrite(&args.spec, args.report.output.as_deref(), "--output")?;
     let baseline_out = args.write_baseline.as_deref();
     crate::cli::lint::refuse_to_overwrite(&args.spec, baseline_out, "--write-baseline")?;
+    // Nor the evidence or the baseline it reads (re-recording the baseline in place is fine).
+    let output = args.report.output.as_deref();
+    for (input, name, out, flag) in [
+        (&args.snapshot, "--snapshot", output, "--output"),
+        (&args.snapshot, "--snapshot", baseline_out, "--write-baseline"),
+        (&args.baseline, "--baseline", output, "--output"),
+    ] {
+        if let Some(input) = input.as_deref()
+            && let Some(out) = out.filter(|out| crate::cli::lint::same_file(input, out))
+        {
+            return Err(Failure::invalid(miette::miette!(
+                help = "write it to another file",
+                "{flag} {} is the {name} file; writing there would overwrite it",
+                out.display()
+            )));
+        }
+    }
     let name = args.spec.display().to_string();
     let color = args.report.color();
     // Read the baseline first: a wrong path should not cost a full live read.

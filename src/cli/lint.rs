@@ -134,7 +134,8 @@ pub fn refuse_to_overwrite(spec: &Path, output: Option<&Path>, flag: &str) -> Re
     }
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+/// True when both paths name one existing file.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,

@@ -690,3 +690,33 @@ fn a_snapshot_that_did_not_read_the_issues_of_a_project_the_spec_governs_is_refu
     });
     assert_eq!(check(&unsaid).status.code(), Some(1), "{}", text(&check(&unsaid).stderr));
 }
+
+#[test]
+fn check_refuses_to_write_over_the_snapshot_or_baseline_it_reads() {
+    // `-o live.json` for `--snapshot live.json` replaced the evidence with the report; the
+    // spec itself was already protected. (`--write-baseline` over `--baseline` stays allowed:
+    // that re-records the baseline.)
+    let (dir, snapshot) = example_snapshot(|_| {});
+    let evidence = std::fs::read_to_string(&snapshot).unwrap();
+    let snapshot = snapshot.to_str().unwrap();
+    let baseline = dir.path().join("baseline.json");
+    let baseline = baseline.to_str().unwrap();
+    let spec = "fixtures/specs/sim.yaml";
+    let output = cabgate(&["check", spec, "--snapshot", snapshot, "--write-baseline", baseline]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let recorded = std::fs::read_to_string(baseline).unwrap();
+    for args in [
+        vec!["check", spec, "--snapshot", snapshot, "-o", snapshot],
+        vec!["check", spec, "--snapshot", snapshot, "--write-baseline", snapshot],
+        vec!["check", spec, "--snapshot", snapshot, "--baseline", baseline, "-o", baseline],
+    ] {
+        let output = cabgate(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output.stderr));
+        assert!(flat(&output).contains("would overwrite it"), "{args:?}: {}", flat(&output));
+        assert_eq!(std::fs::read_to_string(snapshot).unwrap(), evidence, "{args:?}");
+        assert_eq!(std::fs::read_to_string(baseline).unwrap(), recorded, "{args:?}");
+    }
+    let args = ["check", spec, "--snapshot", snapshot, "--baseline", baseline];
+    let output = cabgate(&[&args[..], &["--write-baseline", baseline]].concat());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}
