@@ -182,6 +182,17 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<LoadedSpec, SpecError> {
             findings.push(at(&place.path, place.line, place.column, &message, help));
         }
     }
+    // Project patterns are globs: one that does not compile would fail `check` later, as if
+    // Bytebase had.
+    for (i, pattern) in spec.bytebase.projects.iter().enumerate() {
+        if let Err(error) = crate::live::governed_matcher(std::slice::from_ref(pattern)) {
+            let pointer = format!("/bytebase/projects/{i}");
+            let place =
+                spans.locate(&pointer).unwrap_or(Location { path: pointer, line: 1, column: 1 });
+            let help = "write a project id, or a glob such as `ledger-*`";
+            findings.push(at(&place.path, place.line, place.column, &error.to_string(), help));
+        }
+    }
     let document = match normalize::document(&spec) {
         Ok(document) if findings.is_empty() => document,
         Ok(_) => return Err(invalid(Some(text.to_owned()), spans, findings)),

@@ -720,3 +720,33 @@ fn check_refuses_to_write_over_the_snapshot_or_baseline_it_reads() {
     let output = cabgate(&[&args[..], &["--write-baseline", baseline]].concat());
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
 }
+
+// --- spec errors ---
+
+#[test]
+fn a_project_pattern_that_is_not_a_glob_is_a_spec_finding_at_its_line() {
+    // `projects: ["[pay"]` passed lint, then `check` and `snapshot` ended with exit 3 (a remote
+    // failure) naming neither the file nor the line.
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    let bad =
+        sim.replace(r#"projects: ["payments", "ledger-*"]"#, r#"projects: ["payments", "[pay"]"#);
+    assert_ne!(bad, sim);
+    let (_dir, spec) = spec_file("spec.yaml", bad.as_bytes());
+    let spec = spec.to_str().unwrap();
+    let output = cabgate(&["lint", spec, "--format", "json"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let finding = &findings_of(&output)[0];
+    assert_eq!(finding["code"], "spec/schema");
+    assert_eq!(finding["location"]["path"], "/bytebase/projects/1");
+    assert_eq!(finding["location"]["line"], 12);
+    assert!(finding["message"].as_str().unwrap().contains("[pay"), "{finding}");
+    for args in [vec!["check", spec], vec!["snapshot", spec]] {
+        let output = cabgate(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output.stderr));
+        let all = format!("{}{}", text(&output.stdout), flat(&output));
+        assert!(all.contains("spec.yaml") && all.contains("12"), "{args:?}: {all}");
+    }
+}
