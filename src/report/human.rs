@@ -156,9 +156,16 @@ fn mask_secrets(report: &Report, text: &str, context: &Context<'_>) -> String {
     // `passwordEnv`) is masked too: the spec is invalid then, so no policy has flagged it, yet
     // the schema finding's snippet shows its line.
     let credential_values = context.spans.into_iter().flat_map(|spans| spans.values());
+    // So is a URL with a password in it (`https://user:pw@host`), which a schema finding on
+    // the URL would show too.
+    let in_text = |offset: usize, length: usize| text.get(offset..offset.saturating_add(length));
     ranges.extend(
         credential_values
-            .filter(|(pointer, span)| span.length > 0 && credential_key(pointer))
+            .filter(|(pointer, span)| {
+                span.length > 0
+                    && (credential_key(pointer)
+                        || in_text(span.offset, span.length).is_some_and(url_with_password))
+            })
             .map(|(_, span)| (span.offset, span.length)),
     );
     for (offset, length) in ranges {
@@ -181,6 +188,15 @@ fn credential_key(pointer: &str) -> bool {
         && ["password", "passwd", "secret", "token", "apikey", "api_key", "servicekey"]
             .iter()
             .any(|word| key.contains(word))
+}
+
+/// Whether `value` holds a URL whose authority carries a password (`scheme://user:pw@host`).
+fn url_with_password(value: &str) -> bool {
+    value.match_indices("://").any(|(at, _)| {
+        let rest = &value[at + 3..];
+        let authority = &rest[..rest.find(['/', '?', '#', '"', '\'', ' ']).unwrap_or(rest.len())];
+        authority.rfind('@').is_some_and(|end| authority[..end].contains(':'))
+    })
 }
 
 /// The code whose findings point at a credential in the spec.

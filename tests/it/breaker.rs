@@ -539,8 +539,9 @@ fn credentials_in_the_bytebase_url_are_not_repeated_in_errors() {
     .unwrap();
     let cases = [
         ("http://admin:Hunter2Pw@127.0.0.1:1", 3, "http://127.0.0.1:1"),
-        ("http://admin:Hunter2Pw@127.0.0.1:99999", 2, "127.0.0.1:99999"),
-        ("http://admin:Hunter2Pw@[::1", 2, "[::1"),
+        // Unusable URLs are spec findings, whose snippet shows the line: masked.
+        ("http://admin:Hunter2Pw@127.0.0.1:99999", 2, "bytebase.url"),
+        ("http://admin:Hunter2Pw@[::1", 2, "bytebase.url"),
     ];
     for (url, code, shown) in cases {
         let text_of_spec = sim.replace("http://127.0.0.1:18080", &format!("\"{url}\""));
@@ -557,7 +558,8 @@ fn credentials_in_the_bytebase_url_are_not_repeated_in_errors() {
             assert_eq!(output.status.code(), Some(code), "{command} {url}: {stderr}");
             assert!(!stderr.contains("Hunter2Pw"), "{command} {url}: {stderr}");
             assert!(!text(&output.stdout).contains("Hunter2Pw"), "{command} {url}");
-            assert!(stderr.contains(shown), "{command} {url}: {stderr}");
+            let all = format!("{}{stderr}", text(&output.stdout));
+            assert!(all.contains(shown), "{command} {url}: {all}");
         }
     }
 }
@@ -748,5 +750,39 @@ fn a_project_pattern_that_is_not_a_glob_is_a_spec_finding_at_its_line() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output.stderr));
         let all = format!("{}{}", text(&output.stdout), flat(&output));
         assert!(all.contains("spec.yaml") && all.contains("12"), "{args:?}: {all}");
+    }
+}
+
+#[test]
+fn a_url_the_schema_pattern_takes_but_no_client_can_use_is_a_spec_finding_at_its_line() {
+    // `http://127.0.0.1:99999` matched the schema's URL pattern, passed lint, and `check` then
+    // said "bytebase.url … is not a usable URL" with no file or line.
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    let cases = [
+        ("url: http://127.0.0.1:18080", "url: http://127.0.0.1:99999", "/bytebase/url", 9),
+        (
+            "instance: http://127.0.0.1:18081",
+            "instance: \"http://[::1\"",
+            "/servicenow/instance",
+            15,
+        ),
+    ];
+    for (from, to, pointer, line) in cases {
+        let bad = sim.replace(from, to);
+        assert_ne!(bad, sim);
+        let (_dir, spec) = spec_file("spec.yaml", bad.as_bytes());
+        let spec = spec.to_str().unwrap();
+        let output = cabgate(&["lint", spec, "--format", "json"]);
+        assert_eq!(output.status.code(), Some(2), "{to}: {}", text(&output.stderr));
+        let finding = &findings_of(&output)[0];
+        assert_eq!(finding["code"], "spec/schema", "{to}");
+        assert_eq!(finding["location"]["path"], pointer, "{to}");
+        assert_eq!(finding["location"]["line"], line, "{to}");
+        let output = cabgate(&["check", spec, "--format", "json"]);
+        assert_eq!(output.status.code(), Some(2), "{to}: {}", text(&output.stderr));
+        assert_eq!(findings_of(&output)[0]["location"]["line"], line, "{to}");
     }
 }
