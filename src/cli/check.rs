@@ -9,9 +9,9 @@
 //! A baseline (`--baseline`) lets a team adopt cabgate on a workspace with known gaps: findings
 //! recorded in it (keyed by code, resource, spec path and message: never by line, so moving
 //! lines in the spec does not invalidate it; the message names the principal, issue or rule, so a
-//! second holder in a known project is new) still appear in the report, as waived, and do not fail the run. In the
-//! JSON report they carry `"baseline": true`, and `summary.baselined` counts them (they are also
-//! counted in `summary.waived`, so the contract's fields keep their meaning).
+//! second holder in a known project is new) still appear in the report, as waived, and do not
+//! fail the run. In the JSON report they carry `"baseline": true`, and `summary.baselined` counts
+//! them (they are also counted in `summary.waived`, so the contract's fields keep their meaning).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
