@@ -310,8 +310,9 @@ pub enum BaselineError {
         #[source]
         source: std::io::Error,
     },
-    /// Not a baseline.
+    /// Not a baseline (or one from before findings were keyed by their message).
     #[error("the baseline {} is invalid at line {line}, column {column}: {reason}", path.display())]
+    #[diagnostic(help("record it again with `cabgate check SPEC --write-baseline FILE`"))]
     Invalid {
         /// The file.
         path: PathBuf,
