@@ -355,6 +355,8 @@ impl Client {
         bearer: Option<&str>,
     ) -> Result<Vec<u8>> {
         let url = format!("{}/v1/{}", self.inner.base, path);
+        // Reads, and login (it only hands out a token), may be sent again whatever happened.
+        let repeatable = *method == Method::GET || path == "auth/login";
         let policy = self.inner.retry;
         let mut attempt = 0u32;
         loop {
@@ -387,13 +389,13 @@ impl Client {
                     // again. Another 5xx may come after a write landed (Bytebase answers 500 to
                     // an approval of a SKIPPED issue, for one), so only reads retry it.
                     let unprocessed = matches!(status.as_u16(), 429 | 503);
-                    let retryable = error.is_transient() && (unprocessed || method == Method::GET);
+                    let retryable = error.is_transient() && (unprocessed || repeatable);
                     (error, retry_after, retryable)
                 }
                 Attempt::Failed { error } => {
                     // A refused connection sent nothing, so any call may be retried; after a
                     // timeout or a broken answer only a read may be, since a write may have landed.
-                    let retryable = error.is_connect() || method == Method::GET;
+                    let retryable = error.is_connect() || repeatable;
                     let reason = describe(&error);
                     tracing::debug!(parent: &span, elapsed_ms, %reason, "bytebase unreachable");
                     let base_url = without_credentials(self.base_url());

@@ -786,3 +786,34 @@ fn a_url_the_schema_pattern_takes_but_no_client_can_use_is_a_spec_finding_at_its
         assert_eq!(findings_of(&output)[0]["location"]["line"], line, "{to}");
     }
 }
+
+// --- the live read ---
+
+#[test]
+fn a_connection_dropped_during_login_is_retried() {
+    // Login is a POST, and a POST whose connection broke was never retried (a write may have
+    // landed). Login writes nothing, yet one dropped connection on it ended `check` with
+    // exit 3, where a dropped read was retried.
+    use cabgate::sim::{self, FaultSpec, Options, World};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for faults in [
+        FaultSpec { reset: 1.0, ..FaultSpec::none() },
+        FaultSpec { lost: 1.0, ..FaultSpec::none() },
+    ] {
+        let faults = FaultSpec { paths: vec!["/v1/auth/login".into()], first: Some(1), ..faults };
+        let world = World::load(root.join("fixtures/worlds/check-compliant.yaml")).unwrap();
+        let sim = sim::start_blocking(world, Options { faults, ..Options::default() }).unwrap();
+        let template = std::fs::read_to_string(root.join("fixtures/check/spec.yaml")).unwrap();
+        let (_dir, spec) = spec_file(
+            "bridge.yaml",
+            template.replace("BYTEBASE_URL", sim.bytebase_url()).as_bytes(),
+        );
+        let output = Command::new(env!("CARGO_BIN_EXE_cabgate"))
+            .args(["check", spec.to_str().unwrap()])
+            .env("CABGATE_TEST_BB_KEY", "bbs_simcabbridgekey0001")
+            .env_remove("CABGATE_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    }
+}
