@@ -128,16 +128,36 @@ enum Attempt {
     Failed { error: reqwest::Error },
 }
 
+/// `url` without the user and password a URL may carry (`https://user:pw@host`), for messages
+/// and the snapshot's `source`; a URL that does not parse loses what sits before the last `@`
+/// of its authority.
+pub fn without_credentials(url: &str) -> String {
+    if let Ok(mut parsed) = url::Url::parse(url) {
+        if parsed.username().is_empty() && parsed.password().is_none() {
+            return url.to_owned();
+        }
+        let _ = parsed.set_username("");
+        let _ = parsed.set_password(None);
+        return parsed.as_str().trim_end_matches('/').to_owned();
+    }
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 impl Client {
     /// A client for the workspace `config` describes. Nothing is sent until the first call.
     pub fn new(config: ClientConfig) -> Result<Self> {
         let url = url::Url::parse(&config.base_url).map_err(|e| BytebaseError::BadUrl {
-            url: config.base_url.clone(),
+            url: without_credentials(&config.base_url),
             reason: e.to_string(),
         })?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
             return Err(BytebaseError::BadUrl {
-                url: config.base_url.clone(),
+                url: without_credentials(&config.base_url),
                 reason: "an http(s) URL with a host is needed".to_owned(),
             });
         }
@@ -147,7 +167,7 @@ impl Client {
             .connect_timeout(config.connect_timeout)
             .build()
             .map_err(|e| BytebaseError::BadUrl {
-                url: config.base_url.clone(),
+                url: without_credentials(&config.base_url),
                 reason: format!("the HTTP client could not be built: {e}"),
             })?;
         Ok(Client {
@@ -335,6 +355,8 @@ impl Client {
         bearer: Option<&str>,
     ) -> Result<Vec<u8>> {
         let url = format!("{}/v1/{}", self.inner.base, path);
+        // Reads, and login (it only hands out a token), may be sent again whatever happened.
+        let repeatable = *method == Method::GET || path == "auth/login";
         let policy = self.inner.retry;
         let mut attempt = 0u32;
         loop {
@@ -367,16 +389,16 @@ impl Client {
                     // again. Another 5xx may come after a write landed (Bytebase answers 500 to
                     // an approval of a SKIPPED issue, for one), so only reads retry it.
                     let unprocessed = matches!(status.as_u16(), 429 | 503);
-                    let retryable = error.is_transient() && (unprocessed || method == Method::GET);
+                    let retryable = error.is_transient() && (unprocessed || repeatable);
                     (error, retry_after, retryable)
                 }
                 Attempt::Failed { error } => {
                     // A refused connection sent nothing, so any call may be retried; after a
                     // timeout or a broken answer only a read may be, since a write may have landed.
-                    let retryable = error.is_connect() || method == Method::GET;
+                    let retryable = error.is_connect() || repeatable;
                     let reason = describe(&error);
                     tracing::debug!(parent: &span, elapsed_ms, %reason, "bytebase unreachable");
-                    let base_url = self.base_url().to_owned();
+                    let base_url = without_credentials(self.base_url());
                     let error =
                         BytebaseError::Transport { call: call.to_owned(), base_url, reason };
                     (error, None, retryable)

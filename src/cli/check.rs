@@ -7,10 +7,11 @@
 //! validated (exit 2 when it is not a snapshot), then every policy is evaluated over both.
 //!
 //! A baseline (`--baseline`) lets a team adopt cabgate on a workspace with known gaps: findings
-//! recorded in it (keyed by code, resource and spec path: never by line, so editing the spec
-//! does not invalidate it) still appear in the report, as waived, and do not fail the run. In the
-//! JSON report they carry `"baseline": true`, and `summary.baselined` counts them (they are also
-//! counted in `summary.waived`, so the contract's fields keep their meaning).
+//! recorded in it (keyed by code, resource, spec path and message: never by line, so moving
+//! lines in the spec does not invalidate it; the message names the principal, issue or rule, so a
+//! second holder in a known project is new) still appear in the report, as waived, and do not
+//! fail the run. In the JSON report they carry `"baseline": true`, and `summary.baselined` counts
+//! them (they are also counted in `summary.waived`, so the contract's fields keep their meaning).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -60,6 +61,23 @@ pub fn run(args: Args) -> Outcome {
     crate::cli::lint::refuse_to_overwrite(&args.spec, args.report.output.as_deref(), "--output")?;
     let baseline_out = args.write_baseline.as_deref();
     crate::cli::lint::refuse_to_overwrite(&args.spec, baseline_out, "--write-baseline")?;
+    // Nor the evidence or the baseline it reads (re-recording the baseline in place is fine).
+    let output = args.report.output.as_deref();
+    for (input, name, out, flag) in [
+        (&args.snapshot, "--snapshot", output, "--output"),
+        (&args.snapshot, "--snapshot", baseline_out, "--write-baseline"),
+        (&args.baseline, "--baseline", output, "--output"),
+    ] {
+        if let Some(input) = input.as_deref()
+            && let Some(out) = out.filter(|out| crate::cli::lint::same_file(input, out))
+        {
+            return Err(Failure::invalid(miette::miette!(
+                help = "write it to another file",
+                "{flag} {} is the {name} file; writing there would overwrite it",
+                out.display()
+            )));
+        }
+    }
     let name = args.spec.display().to_string();
     let color = args.report.color();
     // Read the baseline first: a wrong path should not cost a full live read.
@@ -85,6 +103,38 @@ pub fn run(args: Args) -> Outcome {
             // Issues older than the spec's lookback concern no policy: drop them here, where
             // the snapshot is ours, rather than have the policy input copy it without them.
             let cutoff = policy::index::lookback_cutoff(&loaded.document, now);
+            // The issues before `skippedSince` were never read: with a longer lookback than the
+            // snapshot's, bypasses in between would go unreported without a word.
+            if let Some(since) = snapshot.skipped_since
+                && cutoff < since
+            {
+                return Err(Failure::invalid(miette::miette!(
+                    help = "take a new snapshot with this spec, or shorten its lookback",
+                    "the snapshot {} holds the SKIPPED issues created since {}, but the spec's \
+                     alerts.skippedApproval.lookback reaches back to {}",
+                    path.display(),
+                    since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    cutoff.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                )));
+            }
+            // Likewise the issues of a project the snapshot's spec did not govern.
+            if snapshot.skipped_since.is_some() {
+                let governs = live::governed_matcher(&loaded.spec.bytebase.projects)
+                    .map_err(Failure::invalid)?;
+                let unread = snapshot.projects.iter().find(|p| {
+                    p.governed == Some(false)
+                        && governs.is_match(p.name.strip_prefix("projects/").unwrap_or(&p.name))
+                });
+                if let Some(project) = unread {
+                    return Err(Failure::invalid(miette::miette!(
+                        help = "take a new snapshot with this spec",
+                        "the spec governs {}, but the snapshot {} was taken with a spec that \
+                         did not, so it holds none of its SKIPPED issues",
+                        project.name,
+                        path.display(),
+                    )));
+                }
+            }
             snapshot.skipped_issues.retain(|issue| policy::index::in_window(issue, cutoff));
             (snapshot, now)
         }
@@ -206,7 +256,7 @@ fn json_with_baseline(report: &Report, accepted: &BTreeSet<BaselineKey>) -> Stri
     text
 }
 
-/// Findings accepted as they are: `{version, spec, findings: [{code, resource, path}]}`.
+/// Findings accepted as they are: `{version, spec, findings: [{code, resource, path, message}]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Baseline {
@@ -231,6 +281,10 @@ pub struct BaselineKey {
     /// The JSON Pointer into the spec, `""` when the finding has no place.
     #[serde(default)]
     pub path: String,
+    /// The finding's sentence: what tells apart two findings of one code on one resource (two
+    /// principals holding the permission in one project, two empty approval flows). Required, so
+    /// a baseline recorded without it is refused rather than accepting every such finding.
+    pub message: String,
 }
 
 impl BaselineKey {
@@ -239,6 +293,7 @@ impl BaselineKey {
             code: finding.code.clone(),
             resource: finding.resource.clone().unwrap_or_default(),
             path: finding.location.as_ref().map(|l| l.path.clone()).unwrap_or_default(),
+            message: finding.message.clone(),
         }
     }
 }
@@ -255,8 +310,9 @@ pub enum BaselineError {
         #[source]
         source: std::io::Error,
     },
-    /// Not a baseline.
+    /// Not a baseline (or one from before findings were keyed by their message).
     #[error("the baseline {} is invalid at line {line}, column {column}: {reason}", path.display())]
+    #[diagnostic(help("record it again with `cabgate check SPEC --write-baseline FILE`"))]
     Invalid {
         /// The file.
         path: PathBuf,

@@ -134,7 +134,8 @@ pub fn refuse_to_overwrite(spec: &Path, output: Option<&Path>, flag: &str) -> Re
     }
 }
 
-fn same_file(a: &Path, b: &Path) -> bool {
+/// True when both paths name one existing file.
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
     match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
@@ -148,7 +149,23 @@ fn emit(report: &Report, args: &Args, context: &Context<'_>) -> Result<(), Failu
 
 /// Writes `bytes` to a temporary file next to `path`, then renames it over `path`: a reader sees
 /// the old report or the whole new one, never a part.
+///
+/// A path that is not a regular file (a named pipe, `/dev/stdout`, `/dev/fd/N` of a process
+/// substitution) is written to directly: renaming over it would replace it and its reader would
+/// get nothing. A symlink is followed, so the file it names is replaced, not the link.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() && !meta.is_dir() => {
+            return std::fs::OpenOptions::new().write(true).open(path)?.write_all(bytes);
+        }
+        _ => {}
+    }
+    // A dangling link is replaced, as before.
+    let resolved = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => std::fs::canonicalize(path).ok(),
+        _ => None,
+    };
+    let path = resolved.as_deref().unwrap_or(path);
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),
@@ -157,15 +174,23 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let file_name = file_name.ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "the output path names no file")
     })?;
-    let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    // A run killed mid-write leaves its temporary file; the next run may have the same PID (a
+    // container's), so a taken name is skipped, never reused or deleted.
+    let (temp, mut file) = (0u32..1000)
+        .map(|n| {
+            let temp = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
+            let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp);
+            (temp, file)
+        })
+        .find(|(_, file)| !matches!(file, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists))
+        .map(|(temp, file)| file.map(|file| (temp, file)))
+        .unwrap_or_else(|| Err(std::io::ErrorKind::AlreadyExists.into()))?;
     let written = (|| {
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         std::fs::rename(&temp, path)
     })();
     if written.is_err() {
-        // Best effort: the temporary file may not exist if creating it failed.
         let _ = std::fs::remove_file(&temp);
     }
     written

@@ -144,9 +144,10 @@ pub struct ProjectFacts {
     pub title: String,
     /// `ACTIVE` or `DELETED`.
     pub state: String,
-    /// True when `bytebase.projects` of the spec matches it.
-    #[serde(default)]
-    pub governed: bool,
+    /// True when `bytebase.projects` of the spec matches it (`None`: a snapshot file that does
+    /// not say; policies see `false`). Only a governed project's SKIPPED issues are read.
+    #[serde(default, serialize_with = "false_if_unsaid", deserialize_with = "stated")]
+    pub governed: Option<bool>,
     /// Without it, rollouts run without approval.
     pub require_issue_approval: bool,
     /// With it, creators approve their own changes.
@@ -157,6 +158,14 @@ pub struct ProjectFacts {
     /// The project IAM policy.
     #[serde(deserialize_with = "file::object")]
     pub iam_policy: IamPolicyFacts,
+}
+
+fn stated<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    bool::deserialize(d).map(Some)
+}
+
+fn false_if_unsaid<S: serde::Serializer>(value: &Option<bool>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(value.unwrap_or(false))
 }
 
 /// A project webhook.

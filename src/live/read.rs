@@ -295,7 +295,7 @@ fn project_facts(project: Project, policy: IamPolicy, governed: &GlobSet) -> Pro
         name: project.name,
         title: project.title,
         state: or_zero(project.state, "STATE_UNSPECIFIED"),
-        governed: is_governed,
+        governed: Some(is_governed),
         require_issue_approval: project.require_issue_approval,
         allow_self_approval: project.allow_self_approval,
         webhooks,

@@ -1,6 +1,7 @@
 //! GitHub Actions workflow commands: `::error file=…,line=…,col=…,title=…::message`, which
 //! annotate the spec's lines in a pull request. Waived findings print nothing.
 
+use super::printable;
 use crate::finding::{Report, Severity};
 
 /// Renders one workflow command per unwaived finding.
@@ -18,15 +19,16 @@ pub fn render(report: &Report) -> String {
             properties.push(format!("col={}", location.column));
         }
         properties.push(format!("title={}", property(&finding.code)));
-        let mut message = finding.message.clone();
+        let mut message = printable(&finding.message).into_owned();
         if let Some(resource) = &finding.resource {
-            message.push_str(&format!("\nresource: {resource}"));
+            message.push_str(&format!("\nresource: {}", printable(resource)));
         }
         if !finding.via.is_empty() {
-            message.push_str(&format!("\nvia: {}", finding.via.join(" → ")));
+            let via: Vec<_> = finding.via.iter().map(|v| printable(v)).collect();
+            message.push_str(&format!("\nvia: {}", via.join(" → ")));
         }
         if let Some(remediation) = &finding.remediation {
-            message.push_str(&format!("\nfix: {remediation}"));
+            message.push_str(&format!("\nfix: {}", printable(remediation)));
         }
         out.push_str(&format!("::{command} {}::{}\n", properties.join(","), data(&message)));
     }

@@ -10,7 +10,7 @@ use miette::{
     Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
 };
 
-use super::{Context, count, place, summary_line};
+use super::{Context, count, place, printable, summary_line};
 use crate::finding::{Finding, Location, Report, Severity, code_info};
 
 /// Renders the whole report.
@@ -29,7 +29,8 @@ pub fn render(report: &Report, context: &Context<'_>) -> String {
         let diagnostic = FindingDiagnostic::new(finding, &report.spec, source.as_ref(), context);
         if handler.render_report(&mut out, &diagnostic).is_err() {
             // Rendering into a String cannot fail; keep the facts if a snippet ever does.
-            out.push_str(&format!("{}: {}\n", place(&report.spec, finding), finding.message));
+            let message = printable(&finding.message);
+            out.push_str(&format!("{}: {message}\n", place(&report.spec, finding)));
         }
         out.push('\n');
     }
@@ -62,12 +63,13 @@ impl<'a> FindingDiagnostic<'a> {
         if finding.waived {
             message.push_str("(waived) ");
         }
-        message.push_str(&finding.message);
+        message.push_str(&printable(&finding.message));
         if let Some(resource) = &finding.resource {
-            message.push_str(&format!("\nresource: {resource}"));
+            message.push_str(&format!("\nresource: {}", printable(resource)));
         }
         if !finding.via.is_empty() {
-            message.push_str(&format!("\nvia: {}", finding.via.join(" → ")));
+            let via: Vec<_> = finding.via.iter().map(|v| printable(v)).collect();
+            message.push_str(&format!("\nvia: {}", via.join(" → ")));
         }
         let label = match (&finding.location, context.source) {
             (Some(location), Some(text)) => {
@@ -122,7 +124,8 @@ impl Diagnostic for FindingDiagnostic<'_> {
     }
 
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        self.finding.remediation.as_ref().map(|r| Box::new(r) as Box<dyn fmt::Display>)
+        let remediation = self.finding.remediation.as_deref().map(printable);
+        remediation.map(|r| Box::new(r) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -153,9 +156,16 @@ fn mask_secrets(report: &Report, text: &str, context: &Context<'_>) -> String {
     // `passwordEnv`) is masked too: the spec is invalid then, so no policy has flagged it, yet
     // the schema finding's snippet shows its line.
     let credential_values = context.spans.into_iter().flat_map(|spans| spans.values());
+    // So is a URL with a password in it (`https://user:pw@host`), which a schema finding on
+    // the URL would show too.
+    let in_text = |offset: usize, length: usize| text.get(offset..offset.saturating_add(length));
     ranges.extend(
         credential_values
-            .filter(|(pointer, span)| span.length > 0 && credential_key(pointer))
+            .filter(|(pointer, span)| {
+                span.length > 0
+                    && (credential_key(pointer)
+                        || in_text(span.offset, span.length).is_some_and(url_with_password))
+            })
             .map(|(_, span)| (span.offset, span.length)),
     );
     for (offset, length) in ranges {
@@ -178,6 +188,15 @@ fn credential_key(pointer: &str) -> bool {
         && ["password", "passwd", "secret", "token", "apikey", "api_key", "servicekey"]
             .iter()
             .any(|word| key.contains(word))
+}
+
+/// Whether `value` holds a URL whose authority carries a password (`scheme://user:pw@host`).
+fn url_with_password(value: &str) -> bool {
+    value.match_indices("://").any(|(at, _)| {
+        let rest = &value[at + 3..];
+        let authority = &rest[..rest.find(['/', '?', '#', '"', '\'', ' ']).unwrap_or(rest.len())];
+        authority.rfind('@').is_some_and(|end| authority[..end].contains(':'))
+    })
 }
 
 /// The code whose findings point at a credential in the spec.

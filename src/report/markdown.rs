@@ -1,7 +1,7 @@
 //! A Markdown summary for a CI step summary (`$GITHUB_STEP_SUMMARY`, GitLab job summaries…): a
 //! verdict line, then one table row per finding.
 
-use super::{place, summary_line};
+use super::{place, printable, summary_line};
 use crate::finding::{Report, Severity};
 
 /// Renders the report as Markdown.
@@ -50,7 +50,8 @@ pub fn render(report: &Report) -> String {
 
 /// Text for a table cell: pipes escaped, line breaks as `<br>`, HTML brackets neutralized.
 fn cell(text: &str) -> String {
-    text.replace('&', "&amp;")
+    printable(text)
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('|', "\\|")
@@ -60,5 +61,5 @@ fn cell(text: &str) -> String {
 
 /// Text inside a code span within a table: backticks and pipes would break it.
 fn inline(text: &str) -> String {
-    text.replace('`', "'").replace('|', "\\|").replace('\n', " ")
+    printable(text).replace('`', "'").replace('|', "\\|").replace('\n', " ")
 }

@@ -66,6 +66,27 @@ pub(crate) fn place(spec: &str, finding: &Finding) -> String {
     }
 }
 
+/// `text` with every control character (C0, DEL, C1: escape sequences, CR, LF…) and bidi
+/// override written as a visible `\u{…}` escape. Finding text carries Bytebase data (an issue
+/// title is written by the person a bypass finding is about), so the text formats print it
+/// through this: it can neither drive a terminal or CI log nor start a line of its own.
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let hidden =
+        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(hidden) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hidden(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// "1 error" / "2 errors".
 pub(crate) fn count(n: usize, noun: &str) -> String {
     if n == 1 { format!("{n} {noun}") } else { format!("{n} {noun}s") }

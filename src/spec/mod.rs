@@ -182,6 +182,41 @@ pub fn load_bytes(path: &Path, bytes: &[u8]) -> Result<LoadedSpec, SpecError> {
             findings.push(at(&place.path, place.line, place.column, &message, help));
         }
     }
+    // Project patterns are globs: one that does not compile would fail `check` later, as if
+    // Bytebase had.
+    for (i, pattern) in spec.bytebase.projects.iter().enumerate() {
+        if let Err(error) = crate::live::governed_matcher(std::slice::from_ref(pattern)) {
+            let pointer = format!("/bytebase/projects/{i}");
+            let place =
+                spans.locate(&pointer).unwrap_or(Location { path: pointer, line: 1, column: 1 });
+            let help = "write a project id, or a glob such as `ledger-*`";
+            findings.push(at(&place.path, place.line, place.column, &error.to_string(), help));
+        }
+    }
+    // URLs match the schema's pattern; one that still does not parse (a port over 65535, an
+    // unclosed IPv6 bracket) would fail later without a line.
+    let mut urls = vec![("/bytebase/url".to_owned(), spec.bytebase.url.as_str())];
+    if let Some(servicenow) = &spec.servicenow {
+        urls.push(("/servicenow/instance".to_owned(), &servicenow.instance));
+    }
+    for (i, sink) in spec.alerts.skipped_approval.sinks.iter().enumerate() {
+        if let model::Sink::Webhook(webhook) = sink {
+            urls.push((format!("/alerts/skippedApproval/sinks/{i}/webhook/url"), &webhook.url));
+        }
+    }
+    for (pointer, url) in urls {
+        let reason = match url::Url::parse(url) {
+            Err(error) => error.to_string(),
+            Ok(url) if url.host().is_none() => "it names no host".to_owned(),
+            Ok(_) => continue,
+        };
+        let field = pointer[1..].replace('/', ".");
+        let message = format!("`{field}` is not a usable URL: {reason}");
+        let place =
+            spans.locate(&pointer).unwrap_or(Location { path: pointer, line: 1, column: 1 });
+        let help = "write it as `https://host[:port][/path]`";
+        findings.push(at(&place.path, place.line, place.column, &message, help));
+    }
     let document = match normalize::document(&spec) {
         Ok(document) if findings.is_empty() => document,
         Ok(_) => return Err(invalid(Some(text.to_owned()), spans, findings)),

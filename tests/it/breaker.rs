@@ -423,8 +423,10 @@ fn a_lookback_beyond_the_calendar_keeps_every_issue_instead_of_panicking() {
     let output = cabgate(&["lint", spec.to_str().unwrap(), "--format", "json"]);
     assert!(matches!(output.status.code(), Some(0 | 1)), "{}", text(&output.stderr));
     let old = dir.path().join("old.json");
+    // Without `skippedSince`: the file does not claim to have read only the last week.
     let (_snap_dir, snapshot) = example_snapshot(|s| {
         s["skippedIssues"][0]["createTime"] = "1971-01-01T00:00:00Z".into();
+        s.as_object_mut().unwrap().remove("skippedSince");
     });
     std::fs::copy(&snapshot, &old).unwrap();
     let output = cabgate(&[
@@ -439,4 +441,379 @@ fn a_lookback_beyond_the_calendar_keeps_every_issue_instead_of_panicking() {
     let bypasses =
         findings_of(&output).into_iter().filter(|f| f["code"] == "bypass/skipped-issue").count();
     assert_eq!(bypasses, 2, "the 1971 issue is inside a lookback of 273 million years");
+}
+
+// --- baselines ---
+
+#[test]
+fn a_baseline_does_not_accept_a_new_holder_of_the_permission_in_a_known_resource() {
+    // The baseline keyed findings by code, resource and spec path only: once one unexpected
+    // holder in a project (or the workspace) was recorded, every later holder there, a new
+    // empty approval flow beside a known one, and so on, passed as "not new".
+    let grant = |s: &mut serde_json::Value, member: &str| {
+        s["workspaceIamPolicy"]["bindings"].as_array_mut().unwrap().push(serde_json::json!({
+            "role": "roles/workspaceAdmin", "members": [member],
+            "condition": {"expression": ""}
+        }));
+    };
+    let (dir, before) = example_snapshot(|s| grant(s, "user:dev@acme.example"));
+    let baseline = dir.path().join("baseline.json");
+    let baseline = baseline.to_str().unwrap();
+    let spec = "fixtures/specs/sim.yaml";
+    let snapshot = before.to_str().unwrap();
+    let output = cabgate(&["check", spec, "--snapshot", snapshot, "--write-baseline", baseline]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let output = cabgate(&["check", spec, "--snapshot", snapshot, "--baseline", baseline]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+
+    let (_after_dir, after) = example_snapshot(|s| {
+        grant(s, "user:dev@acme.example");
+        grant(s, "user:mallory@acme.example");
+    });
+    let after = after.to_str().unwrap();
+    let args = ["check", spec, "--snapshot", after, "--baseline", baseline, "--format", "json"];
+    let output = cabgate(&args);
+    assert_eq!(output.status.code(), Some(1), "the new holder fails the run");
+    let unwaived: Vec<String> = findings_of(&output)
+        .iter()
+        .filter(|f| f["waived"] == false)
+        .map(|f| f["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(unwaived.len(), 1, "{unwaived:?}");
+    assert!(unwaived[0].starts_with("user:mallory@acme.example holds"), "{unwaived:?}");
+}
+
+// --- output files ---
+
+#[test]
+fn an_output_path_that_is_a_fifo_or_a_symlink_is_written_through_not_replaced() {
+    // `-o /dev/stdout`, `-o >(jq …)` or a named pipe: the atomic write renamed a regular file
+    // over the pipe (or over `/dev/stdout` itself, as root), the reader got nothing and the
+    // path was a regular file afterwards. A symlink was replaced by a file, its target untouched.
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("report.pipe");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/live/example.json");
+    let snapshot = snapshot.to_str().unwrap();
+    let spec = "fixtures/specs/sim.yaml";
+    let fifo_arg = fifo.to_str().unwrap();
+    let args = ["check", spec, "--snapshot", snapshot, "--format", "json", "-o", fifo_arg];
+    let output = cabgate(&args);
+    let still_a_fifo = std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo();
+    // Unblock the reader whatever happened (no reader left: ENXIO, ignored).
+    let _ = std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(&fifo);
+    assert!(still_a_fifo, "the named pipe was replaced by a file");
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&reader.join().unwrap()).unwrap();
+    assert_eq!(report["summary"]["errors"], 3);
+
+    let target = dir.path().join("real.json");
+    std::fs::write(&target, "old").unwrap();
+    let link = dir.path().join("link.json");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let args = ["check", spec, "--snapshot", snapshot, "--format", "json", "-o"];
+    let output = cabgate(&[&args[..], &[link.to_str().unwrap()]].concat());
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert_eq!(report["summary"]["errors"], 3);
+}
+
+// --- secrets in errors ---
+
+#[test]
+fn credentials_in_the_bytebase_url_are_not_repeated_in_errors() {
+    // Lint flags `https://user:password@host` as spec/secret-inline, but `check` and
+    // `snapshot` then printed the whole URL, password included, in the unreachable and
+    // unusable-URL errors (stderr: the CI log). The snapshot's `source` already dropped them.
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    let cases = [
+        ("http://admin:Hunter2Pw@127.0.0.1:1", 3, "http://127.0.0.1:1"),
+        // Unusable URLs are spec findings, whose snippet shows the line: masked.
+        ("http://admin:Hunter2Pw@127.0.0.1:99999", 2, "bytebase.url"),
+        ("http://admin:Hunter2Pw@[::1", 2, "bytebase.url"),
+    ];
+    for (url, code, shown) in cases {
+        let text_of_spec = sim.replace("http://127.0.0.1:18080", &format!("\"{url}\""));
+        let (_dir, spec) = spec_file("spec.yaml", text_of_spec.as_bytes());
+        for command in ["check", "snapshot"] {
+            let output = Command::new(env!("CARGO_BIN_EXE_cabgate"))
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .args([command, spec.to_str().unwrap()])
+                .env_remove("CABGATE_LOG")
+                .env("CABGATE_DEMO_BB_KEY", "bbs_demo0000cabgate0001")
+                .output()
+                .unwrap();
+            let stderr = flat(&output);
+            assert_eq!(output.status.code(), Some(code), "{command} {url}: {stderr}");
+            assert!(!stderr.contains("Hunter2Pw"), "{command} {url}: {stderr}");
+            assert!(!text(&output.stdout).contains("Hunter2Pw"), "{command} {url}");
+            let all = format!("{}{stderr}", text(&output.stdout));
+            assert!(all.contains(shown), "{command} {url}: {all}");
+        }
+    }
+}
+
+// --- live text in text reports ---
+
+#[test]
+fn control_characters_from_bytebase_do_not_reach_text_reports_raw() {
+    // An issue title is written by whoever opened the issue, the person a bypass finding is
+    // about. Escape sequences and line breaks in it went raw into the human, github and markdown
+    // reports: a title could recolor the terminal or CI log, or forge a line of the report
+    // (`…\r\nspec.yaml: passed with 0 errors`).
+    let (_dir, path) = example_snapshot(|s| {
+        s["skippedIssues"][0]["title"] =
+            "x\u{1b}]0;t\u{7}\u{1b}[2K\u{9b}31m\r\nspec.yaml: passed\u{202e}".into();
+    });
+    for format in ["human", "github", "markdown"] {
+        let output = cabgate(&[
+            "check",
+            "fixtures/specs/sim.yaml",
+            "--snapshot",
+            path.to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{format}: {}", text(&output.stderr));
+        let report = text(&output.stdout);
+        for bad in ['\u{1b}', '\u{7}', '\u{9b}', '\r', '\u{202e}'] {
+            assert!(!report.contains(bad), "{format}: {bad:?} in\n{report}");
+        }
+        let forged = report.lines().any(|line| line.trim_start().starts_with("spec.yaml: passed"));
+        assert!(!forged, "{format}: a forged line in\n{report}");
+        assert!(report.contains("\\u{1b}[2K"), "{format}: shown as escapes\n{report}");
+    }
+    // The JSON report keeps the title as Bytebase has it (JSON escapes it).
+    let output = check_snapshot(&path);
+    let title = findings_of(&output)[0]["message"].as_str().unwrap().to_owned();
+    assert!(title.contains("\u{1b}[2K") && title.contains("\r\n"), "{title}");
+}
+
+#[test]
+fn a_temporary_file_left_by_a_killed_run_with_the_same_pid_does_not_fail_the_write() {
+    // The temporary file was `.NAME.PID.tmp`, created exclusively. A run killed mid-write
+    // leaves it behind; in a container the next scheduled run often has the same PID, and its
+    // write failed with "File exists" (exit 3), then deleted the file it did not own.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("snapshot.json");
+    std::fs::write(&out, "old").unwrap();
+    let stale = dir.path().join(format!(".snapshot.json.{}.tmp", std::process::id()));
+    std::fs::write(&stale, "partial").unwrap();
+    cabgate::cli::lint::write_atomically(&out, b"new").unwrap();
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "new");
+    assert_eq!(std::fs::read_to_string(&stale).unwrap(), "partial", "not ours to delete");
+}
+
+#[test]
+fn a_snapshot_that_read_a_shorter_lookback_than_the_spec_asks_is_refused() {
+    // A snapshot holds the SKIPPED issues created since its `skippedSince` (the lookback of the
+    // spec it was taken with). Checked with a spec whose lookback reaches further back, the
+    // issues in between were never read, and the check passed them over in silence.
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    let (dir, spec) =
+        spec_file("spec.yaml", sim.replace("lookback: 7d", "lookback: 30d").as_bytes());
+    let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/live/example.json");
+    let check = |snapshot: &Path| {
+        cabgate(&[
+            "check",
+            spec.to_str().unwrap(),
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+    };
+    let output = check(&snapshot);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(output.stdout.is_empty());
+    let stderr = flat(&output);
+    assert!(stderr.contains("example.json") && stderr.contains("2026-11-26"), "{stderr}");
+    assert!(stderr.contains("lookback"), "{stderr}");
+
+    // The same lookback (or a shorter one) is fine, and so is a snapshot that does not say.
+    let same = dir.path().join("same.yaml");
+    std::fs::write(&same, &sim).unwrap();
+    let args = ["check", same.to_str().unwrap(), "--snapshot", snapshot.to_str().unwrap()];
+    assert_eq!(cabgate(&args).status.code(), Some(1));
+    let (_unsaid_dir, unsaid) = example_snapshot(|s| {
+        s.as_object_mut().unwrap().remove("skippedSince");
+    });
+    assert_eq!(check(&unsaid).status.code(), Some(1));
+}
+
+#[test]
+fn a_snapshot_that_did_not_read_the_issues_of_a_project_the_spec_governs_is_refused() {
+    // `cabgate snapshot` reads SKIPPED issues of the projects its spec governs only. Checked
+    // with a spec that governs more (`projects: ["*"]`), a bypass in the others went unreported.
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    let governing = sim.replace(r#"projects: ["payments", "ledger-*"]"#, r#"projects: ["*"]"#);
+    assert_ne!(governing, sim);
+    let (_dir, spec) = spec_file("spec.yaml", governing.as_bytes());
+    let check = |snapshot: &Path| {
+        cabgate(&[
+            "check",
+            spec.to_str().unwrap(),
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+    };
+    let (_snap_dir, snapshot) = example_snapshot(|s| {
+        assert_eq!(s["projects"][1]["name"], "projects/sandbox");
+        assert_eq!(s["projects"][1]["governed"], false);
+    });
+    let output = check(&snapshot);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    assert!(output.stdout.is_empty());
+    let stderr = flat(&output);
+    assert!(stderr.contains("snapshot.json") && stderr.contains("projects/sandbox"), "{stderr}");
+
+    // A snapshot that does not say which projects it governed is taken at its word.
+    let (_unsaid_dir, unsaid) = example_snapshot(|s| {
+        s["projects"][1].as_object_mut().unwrap().remove("governed");
+    });
+    assert_eq!(check(&unsaid).status.code(), Some(1), "{}", text(&check(&unsaid).stderr));
+}
+
+#[test]
+fn check_refuses_to_write_over_the_snapshot_or_baseline_it_reads() {
+    // `-o live.json` for `--snapshot live.json` replaced the evidence with the report; the
+    // spec itself was already protected. (`--write-baseline` over `--baseline` stays allowed:
+    // that re-records the baseline.)
+    let (dir, snapshot) = example_snapshot(|_| {});
+    let evidence = std::fs::read_to_string(&snapshot).unwrap();
+    let snapshot = snapshot.to_str().unwrap();
+    let baseline = dir.path().join("baseline.json");
+    let baseline = baseline.to_str().unwrap();
+    let spec = "fixtures/specs/sim.yaml";
+    let output = cabgate(&["check", spec, "--snapshot", snapshot, "--write-baseline", baseline]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let recorded = std::fs::read_to_string(baseline).unwrap();
+    for args in [
+        vec!["check", spec, "--snapshot", snapshot, "-o", snapshot],
+        vec!["check", spec, "--snapshot", snapshot, "--write-baseline", snapshot],
+        vec!["check", spec, "--snapshot", snapshot, "--baseline", baseline, "-o", baseline],
+    ] {
+        let output = cabgate(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output.stderr));
+        assert!(flat(&output).contains("would overwrite it"), "{args:?}: {}", flat(&output));
+        assert_eq!(std::fs::read_to_string(snapshot).unwrap(), evidence, "{args:?}");
+        assert_eq!(std::fs::read_to_string(baseline).unwrap(), recorded, "{args:?}");
+    }
+    let args = ["check", spec, "--snapshot", snapshot, "--baseline", baseline];
+    let output = cabgate(&[&args[..], &["--write-baseline", baseline]].concat());
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+}
+
+// --- spec errors ---
+
+#[test]
+fn a_project_pattern_that_is_not_a_glob_is_a_spec_finding_at_its_line() {
+    // `projects: ["[pay"]` passed lint, then `check` and `snapshot` ended with exit 3 (a remote
+    // failure) naming neither the file nor the line.
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    let bad =
+        sim.replace(r#"projects: ["payments", "ledger-*"]"#, r#"projects: ["payments", "[pay"]"#);
+    assert_ne!(bad, sim);
+    let (_dir, spec) = spec_file("spec.yaml", bad.as_bytes());
+    let spec = spec.to_str().unwrap();
+    let output = cabgate(&["lint", spec, "--format", "json"]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
+    let finding = &findings_of(&output)[0];
+    assert_eq!(finding["code"], "spec/schema");
+    assert_eq!(finding["location"]["path"], "/bytebase/projects/1");
+    assert_eq!(finding["location"]["line"], 12);
+    assert!(finding["message"].as_str().unwrap().contains("[pay"), "{finding}");
+    for args in [vec!["check", spec], vec!["snapshot", spec]] {
+        let output = cabgate(&args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output.stderr));
+        let all = format!("{}{}", text(&output.stdout), flat(&output));
+        assert!(all.contains("spec.yaml") && all.contains("12"), "{args:?}: {all}");
+    }
+}
+
+#[test]
+fn a_url_the_schema_pattern_takes_but_no_client_can_use_is_a_spec_finding_at_its_line() {
+    // `http://127.0.0.1:99999` matched the schema's URL pattern, passed lint, and `check` then
+    // said "bytebase.url … is not a usable URL" with no file or line.
+    let sim = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
+    )
+    .unwrap();
+    let cases = [
+        ("url: http://127.0.0.1:18080", "url: http://127.0.0.1:99999", "/bytebase/url", 9),
+        (
+            "instance: http://127.0.0.1:18081",
+            "instance: \"http://[::1\"",
+            "/servicenow/instance",
+            15,
+        ),
+    ];
+    for (from, to, pointer, line) in cases {
+        let bad = sim.replace(from, to);
+        assert_ne!(bad, sim);
+        let (_dir, spec) = spec_file("spec.yaml", bad.as_bytes());
+        let spec = spec.to_str().unwrap();
+        let output = cabgate(&["lint", spec, "--format", "json"]);
+        assert_eq!(output.status.code(), Some(2), "{to}: {}", text(&output.stderr));
+        let finding = &findings_of(&output)[0];
+        assert_eq!(finding["code"], "spec/schema", "{to}");
+        assert_eq!(finding["location"]["path"], pointer, "{to}");
+        assert_eq!(finding["location"]["line"], line, "{to}");
+        let output = cabgate(&["check", spec, "--format", "json"]);
+        assert_eq!(output.status.code(), Some(2), "{to}: {}", text(&output.stderr));
+        assert_eq!(findings_of(&output)[0]["location"]["line"], line, "{to}");
+    }
+}
+
+// --- the live read ---
+
+#[test]
+fn a_connection_dropped_during_login_is_retried() {
+    // Login is a POST, and a POST whose connection broke was never retried (a write may have
+    // landed). Login writes nothing, yet one dropped connection on it ended `check` with
+    // exit 3, where a dropped read was retried.
+    use cabgate::sim::{self, FaultSpec, Options, World};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for faults in [
+        FaultSpec { reset: 1.0, ..FaultSpec::none() },
+        FaultSpec { lost: 1.0, ..FaultSpec::none() },
+    ] {
+        let faults = FaultSpec { paths: vec!["/v1/auth/login".into()], first: Some(1), ..faults };
+        let world = World::load(root.join("fixtures/worlds/check-compliant.yaml")).unwrap();
+        let sim = sim::start_blocking(world, Options { faults, ..Options::default() }).unwrap();
+        let template = std::fs::read_to_string(root.join("fixtures/check/spec.yaml")).unwrap();
+        let (_dir, spec) = spec_file(
+            "bridge.yaml",
+            template.replace("BYTEBASE_URL", sim.bytebase_url()).as_bytes(),
+        );
+        let output = Command::new(env!("CARGO_BIN_EXE_cabgate"))
+            .args(["check", spec.to_str().unwrap()])
+            .env("CABGATE_TEST_BB_KEY", "bbs_simcabbridgekey0001")
+            .env_remove("CABGATE_LOG")
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    }
 }

@@ -242,7 +242,7 @@ async fn paging_reads_every_project_and_skipped_issues_behind_empty_pages() {
     let snapshot = live::read(&client, &spec.spec, &ReadOptions::default()).await.unwrap();
 
     assert_eq!(snapshot.projects.len(), 24, "23 ledger projects and payments");
-    assert!(snapshot.projects.iter().all(|p| p.governed));
+    assert!(snapshot.projects.iter().all(|p| p.governed == Some(true)));
     let skipped: Vec<&str> = snapshot.skipped_issues.iter().map(|i| i.name.as_str()).collect();
     assert_eq!(skipped, ["projects/payments/issues/1000", "projects/payments/issues/1001"]);
 
