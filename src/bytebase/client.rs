@@ -79,12 +79,15 @@ impl ClientConfig {
     }
 
     /// The config a spec describes, with the key read from the variable `serviceKeyEnv` names.
+    /// Whitespace around the key is dropped: a key loaded from a file (a mounted secret) often
+    /// ends with a newline, and Bytebase's keys never contain whitespace.
     pub fn from_spec(spec: &BytebaseSpec) -> Result<Self> {
         let key = std::env::var(&spec.service_key_env).unwrap_or_default();
-        if key.trim().is_empty() {
+        let key = key.trim();
+        if key.is_empty() {
             return Err(BytebaseError::MissingKey { var: spec.service_key_env.clone() });
         }
-        Ok(ClientConfig::new(&spec.url, &spec.service_account, ServiceKey::new(key)))
+        Ok(ClientConfig::new(&spec.url, &spec.service_account, ServiceKey::new(key.to_owned())))
     }
 }
 
