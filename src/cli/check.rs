@@ -100,6 +100,17 @@ pub fn run(args: Args) -> Outcome {
         Some(path) => {
             let mut snapshot = read_snapshot_file(path)?;
             let now = snapshot.taken_at;
+            // A snapshot of another workspace is still checked (it may be a copy made for a
+            // review), but the findings would describe that workspace, so say it.
+            let url = live::public_url(&loaded.spec.bytebase.url);
+            if snapshot.source.trim_end_matches('/') != url {
+                tracing::warn!(
+                    snapshot = %path.display(),
+                    source = %snapshot.source,
+                    spec_url = %url,
+                    "the snapshot was read from another Bytebase than the spec's bytebase.url"
+                );
+            }
             // Issues older than the spec's lookback concern no policy: drop them here, where
             // the snapshot is ours, rather than have the policy input copy it without them.
             let cutoff = policy::index::lookback_cutoff(&loaded.document, now);

@@ -348,8 +348,9 @@ fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
     items
 }
 
-/// The base URL without user info, so a snapshot never carries a credential.
-fn public_url(base: &str) -> String {
+/// The Bytebase base URL as a snapshot records it: without user info (so a snapshot never
+/// carries a credential) or a trailing slash.
+pub fn public_url(base: &str) -> String {
     match url::Url::parse(base) {
         Ok(mut url) => {
             let _ = url.set_username("");
