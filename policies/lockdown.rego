@@ -1,6 +1,7 @@
 # Who can run tasks (`cabgate check`): every holder of `lockdown.permission`, through any role,
 # binding or group, must be in `lockdown.allow`; governed projects must require approval and
-# forbid self-approval.
+# forbid self-approval; and every entry of `bytebase.projects` must name some project, since a
+# typo there quietly governs nothing (the index lists the entries that match none).
 #
 # NOTE: `allUsers` on the workspace policy is reported even though Bytebase Cloud (SaaS) ignores
 # it there; the snapshot does not say whether the workspace is self-hosted.
@@ -56,5 +57,18 @@ findings contains f if {
 		"resource": project.name,
 		"path": concat("", ["/lockdown/projectSettings/", setting]),
 		"remediation": concat("", ["set ", setting, " to ", lib.on_off(want), " in the project's settings"]),
+	}
+}
+
+findings contains f if {
+	some entry in input.index.unmatchedProjectPatterns
+	f := {
+		"code": "lockdown/missing-project",
+		"message": concat("", [
+			"bytebase.projects entry ", entry.pattern,
+			" matches no project in Bytebase: it governs nothing",
+		]),
+		"resource": concat("", ["projects/", trim_prefix(entry.pattern, "projects/")]),
+		"path": entry.path,
 	}
 }

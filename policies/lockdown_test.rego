@@ -51,3 +51,22 @@ test_project_settings_are_compared if {
 	f.code == "lockdown/project-setting"
 	f.path == "/lockdown/projectSettings/requireIssueApproval"
 }
+
+test_a_project_pattern_that_matches_nothing_is_a_warning_at_its_entry if {
+	idx := object.union(index([]), {"unmatchedProjectPatterns": [
+		{"pattern": "paymnets", "path": "/bytebase/projects/1"},
+	]})
+	fs := lockdown.findings with input as {"spec": spec_doc, "live": live(project), "index": idx}
+	some f in fs
+	f.code == "lockdown/missing-project"
+	f.resource == "projects/paymnets"
+	f.path == "/bytebase/projects/1"
+	contains(f.message, "paymnets")
+}
+
+test_every_pattern_matching_a_project_is_quiet if {
+	fs := findings([], project)
+	every f in fs {
+		f.code != "lockdown/missing-project"
+	}
+}

@@ -37,6 +37,7 @@ pub fn build(spec: &Value, live: Option<&Snapshot>, now: DateTime<Utc>) -> Value
         index.insert("skippedIssues".into(), skipped_issues(live, cutoff));
         index.insert("lookbackCutoff".into(), json!(cutoff.to_rfc3339_opts(SECONDS, true)));
         index.insert("governedProjects".into(), json!(governed));
+        index.insert("unmatchedProjectPatterns".into(), unmatched_project_patterns(spec, live));
         index.insert("permissionRoles".into(), json!(permission_roles));
         index.insert("groups".into(), json!(groups));
         index.insert("conditions".into(), json!(conditions));
@@ -150,6 +151,31 @@ fn governed_projects(spec: &Value, live: &Snapshot) -> BTreeMap<String, bool> {
         }
     }
     governed
+}
+
+/// The entries of `bytebase.projects` that match no live project, as `{pattern, path}` (the
+/// entry's JSON Pointer). A typo there governs nothing and nothing else would say so.
+fn unmatched_project_patterns(spec: &Value, live: &Snapshot) -> Value {
+    let patterns = spec.pointer("/bytebase/projects").and_then(Value::as_array);
+    let ids: Vec<&str> =
+        live.projects.iter().map(|p| p.name.strip_prefix("projects/").unwrap_or(&p.name)).collect();
+    let mut unmatched = Vec::new();
+    for (position, pattern) in patterns.into_iter().flatten().enumerate() {
+        let Some(pattern) = pattern.as_str() else { continue };
+        let id = pattern.strip_prefix("projects/").unwrap_or(pattern);
+        let matches = match Glob::new(id) {
+            Ok(glob) => {
+                let glob = glob.compile_matcher();
+                ids.iter().any(|live| glob.is_match(live))
+            }
+            Err(_) => ids.contains(&id),
+        };
+        if !matches {
+            let path = format!("/bytebase/projects/{position}");
+            unmatched.push(json!({"pattern": pattern, "path": path}));
+        }
+    }
+    Value::Array(unmatched)
 }
 
 /// `roles/{id}` → true for every role (built-in or custom) whose permissions include the
@@ -596,6 +622,22 @@ mod tests {
         assert_eq!(json!(governed), json!({"projects/payments": true, "projects/ledger-eu": true}));
         let all = governed_projects(&json!({"bytebase": {"projects": ["*"]}}), &live);
         assert_eq!(all.len(), 3);
+    }
+
+    #[test]
+    fn project_patterns_that_match_nothing_are_listed_with_their_place() {
+        let spec = json!({"bytebase": {"projects": ["payments", "paymnets", "ledger-*", "hr-*"]}});
+        let live = snapshot(json!({"projects": [
+            project("projects/payments", json!([])),
+            project("projects/ledger-eu", json!([]))
+        ]}));
+        assert_eq!(
+            unmatched_project_patterns(&spec, &live),
+            json!([
+                {"pattern": "paymnets", "path": "/bytebase/projects/1"},
+                {"pattern": "hr-*", "path": "/bytebase/projects/3"}
+            ])
+        );
     }
 
     #[test]
