@@ -63,7 +63,8 @@ struct Facts<'a> {
 /// `{principal, member, role, resource, via}`.
 ///
 /// Workspace bindings count everywhere; project bindings count in governed projects. A binding
-/// whose condition has expired at `now` grants nothing; a `resource.*` condition does not narrow
+/// whose condition has expired at `now` grants nothing (one that holds again later counts, with
+/// a note in `via`); a `resource.*` condition does not narrow
 /// a grant (Bytebase checks the permission without a resource), so it counts. A `group:` member
 /// is expanded into its members, each a grant of its own with the group in `via`; `member` keeps
 /// the principal as the binding names it, so a policy can accept a group as a whole. Whether a
@@ -77,7 +78,13 @@ fn grants(facts: &Facts<'_>, asked: &BTreeSet<&str>) -> Value {
         if condition.is_some_and(|c| c["expired"] == true) {
             return;
         }
-        let note = condition.and_then(|c| c["error"].as_str()).map(|e| format!("condition {e}"));
+        let note = condition.and_then(|c| match (c["error"].as_str(), c["later"].as_str()) {
+            (Some(error), _) => Some(format!("condition {error}")),
+            (None, Some(later)) => {
+                Some(format!("condition not in force at the check, but at {later}"))
+            }
+            (None, None) => None,
+        });
         let place = format!("{resource}:getIamPolicy");
         for member in &binding.members {
             let expanded = member.starts_with("group:").then(|| facts.groups.get(member));
@@ -220,8 +227,8 @@ pub fn principal(member: &str) -> String {
 }
 
 /// Every distinct binding condition expression → what it means at `now`:
-/// `{"expired": bool, "residual": bool, "error": string?}`. Keyed by the expression text, since
-/// thousands of bindings share a handful of conditions.
+/// `{"expired": bool, "residual": bool, "error": string?, "later": string?}`. Keyed by the
+/// expression text, since thousands of bindings share a handful of conditions.
 fn conditions(live: &Snapshot, now: DateTime<Utc>) -> BTreeMap<String, Value> {
     let mut seen: BTreeMap<String, Value> = BTreeMap::new();
     let workspace = live.workspace_iam_policy.bindings.iter();
@@ -237,6 +244,10 @@ fn conditions(live: &Snapshot, now: DateTime<Utc>) -> BTreeMap<String, Value> {
 
 /// Evaluates one IAM condition as Bytebase does for `bb.taskRuns.create`: only `request.time` is
 /// known; a condition that still depends on `resource.*` is residual and grants.
+///
+/// A condition false at `now` has expired only if it stays false: a window that opens later
+/// (`request.time > timestamp(…)`) or recurs (`getHours()`, `getDayOfWeek()`) grants again with no
+/// change in Bytebase, so such a binding counts, with the first time found in force as `later`.
 pub fn condition_fact(expression: &str, now: DateTime<Utc>) -> Value {
     let text = expression.trim();
     if text.is_empty() {
@@ -250,12 +261,15 @@ pub fn condition_fact(expression: &str, now: DateTime<Utc>) -> Value {
         }
     };
     let residual = program.references().has_variable("resource");
-    let mut context = cel::Context::default();
-    let time = cel::Value::Timestamp(now.fixed_offset());
-    let request = HashMap::from([("time", time)]);
-    context.add_variable_from_value("request", request);
-    match program.execute(&context) {
-        Ok(cel::Value::Bool(false)) => json!({"expired": true, "residual": residual}),
+    let mut at = Evaluator { program: &program, context: cel::Context::default() };
+    match at.time(now) {
+        Ok(cel::Value::Bool(false)) => match later_in_force(&mut at, text, residual, now) {
+            None => json!({"expired": true, "residual": residual}),
+            Some(later) => {
+                let later = later.to_rfc3339_opts(SECONDS, true);
+                json!({"expired": false, "residual": residual, "later": later})
+            }
+        },
         Ok(cel::Value::Bool(true)) => json!({"expired": false, "residual": residual}),
         // Undecided without `resource.*`: Bytebase keeps the binding and so do we.
         Err(_) if residual => json!({"expired": false, "residual": true}),
@@ -268,6 +282,66 @@ pub fn condition_fact(expression: &str, now: DateTime<Utc>) -> Value {
             json!({"expired": false, "residual": residual, "error": error})
         }
     }
+}
+
+/// One compiled condition, evaluated at chosen values of `request.time`.
+struct Evaluator<'a> {
+    program: &'a cel::Program,
+    context: cel::Context<'a, 'a>,
+}
+
+impl Evaluator<'_> {
+    fn time(&mut self, time: DateTime<Utc>) -> Result<cel::Value, cel::ExecutionError> {
+        let request = HashMap::from([("time", cel::Value::Timestamp(time.fixed_offset()))]);
+        self.context.add_variable_from_value("request", request);
+        self.program.execute(&self.context)
+    }
+}
+
+/// The first time after `now` at which a condition false at `now` holds (or is left undecided by
+/// `resource.*`, which grants), if any. The times tried: each timestamp the expression names and
+/// the second after it, a century on, and, when it reads a calendar field of `request.time`
+/// (`getHours()`, …), every hour of the next 8 days and every day of the next 400. A window
+/// written as an offset from a timestamp (`timestamp(…) + duration(…)`) is only found when it
+/// stays open.
+fn later_in_force(
+    at: &mut Evaluator<'_>,
+    text: &str,
+    residual: bool,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let mut times: BTreeSet<DateTime<Utc>> = BTreeSet::new();
+    for literal in timestamp_literals(text) {
+        times.extend([literal, literal + chrono::Duration::seconds(1)]);
+    }
+    times.insert(now + chrono::Duration::days(36_525));
+    if text.contains(".get") {
+        times.extend((1..=8 * 24).map(|h| now + chrono::Duration::hours(h)));
+        times.extend((1..=400).map(|d| now + chrono::Duration::days(d)));
+    }
+    times.into_iter().filter(|t| *t > now).find(|t| match at.time(*t) {
+        Ok(cel::Value::Bool(holds)) => holds,
+        Err(_) => residual,
+        Ok(_) => false,
+    })
+}
+
+/// The instants of the `timestamp("…")` literals of a CEL expression that parse as RFC 3339.
+fn timestamp_literals(text: &str) -> Vec<DateTime<Utc>> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("timestamp(") {
+        rest = rest[start + "timestamp(".len()..].trim_start();
+        let Some(quote) = rest.chars().next().filter(|c| matches!(c, '"' | '\'')) else {
+            continue;
+        };
+        let Some(end) = rest[1..].find(quote) else { break };
+        if let Ok(time) = DateTime::parse_from_rfc3339(&rest[1..1 + end]) {
+            found.push(time.with_timezone(&Utc));
+        }
+        rest = &rest[1 + end..];
+    }
+    found
 }
 
 fn first_line(error: &impl std::fmt::Display) -> String {
@@ -572,6 +646,26 @@ mod tests {
         assert_eq!(broken["expired"], false);
         assert!(broken["error"].as_str().unwrap().contains("not understood"));
         assert_eq!(condition_fact("", now), json!({"expired": false, "residual": false}));
+    }
+
+    #[test]
+    fn a_window_that_opens_after_the_check_is_not_expired() {
+        let now = at("2026-12-03T12:00:00Z"); // a Thursday
+        let hours = condition_fact("request.time.getHours() >= 13", now);
+        assert_eq!(
+            hours,
+            json!({"expired": false, "residual": false, "later": "2026-12-03T13:00:00Z"})
+        );
+        let friday = condition_fact("request.time.getDayOfWeek() == 5", now);
+        assert_eq!(friday["later"], "2026-12-04T00:00:00Z");
+        let later = condition_fact(r#"request.time > timestamp("2026-12-24T00:00:00+01:00")"#, now);
+        assert_eq!(later["later"], "2026-12-23T23:00:01Z");
+        let gone = condition_fact("request.time.getFullYear() < 2026", now);
+        assert_eq!(gone, json!({"expired": true, "residual": false}));
+        assert_eq!(
+            timestamp_literals(r#"timestamp( 'nope') || timestamp("2027-01-01T00:00:00Z")"#),
+            [at("2027-01-01T00:00:00Z")]
+        );
     }
 
     #[test]

@@ -443,6 +443,60 @@ fn a_lookback_beyond_the_calendar_keeps_every_issue_instead_of_panicking() {
     assert_eq!(bypasses, 2, "the 1971 issue is inside a lookback of 273 million years");
 }
 
+// --- binding conditions ---
+
+/// The unexpected-holder findings of `user:temp@acme.example`, bound to workspaceAdmin under
+/// `condition` in the example snapshot (taken on Thursday 2026-12-03 at 12:00 UTC).
+fn temp_holders(condition: &str) -> Vec<serde_json::Value> {
+    let (_dir, path) = example_snapshot(|s| {
+        s["workspaceIamPolicy"]["bindings"].as_array_mut().unwrap().push(serde_json::json!({
+            "role": "roles/workspaceAdmin", "members": ["user:temp@acme.example"],
+            "condition": {"expression": condition}
+        }));
+    });
+    let output = check_snapshot(&path);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    findings_of(&output)
+        .into_iter()
+        .filter(|f| f["code"] == "lockdown/unexpected-holder")
+        .filter(|f| f["message"].as_str().unwrap().starts_with("user:temp@acme.example "))
+        .collect()
+}
+
+#[test]
+fn a_binding_whose_time_window_is_closed_at_the_check_but_opens_later_still_grants() {
+    // A condition that was false at the moment of the check was taken as expired. A grant for
+    // business hours, for one weekday or from a later date grants again with no change in
+    // Bytebase, so a nightly drift job never saw these holders.
+    let windows = [
+        "request.time.getHours() >= 13 && request.time.getHours() < 18",
+        "request.time.getDayOfWeek() == 5",
+        r#"request.time.getHours("Europe/Berlin") >= 20"#,
+        r#"request.time > timestamp("2026-12-24T00:00:00Z")"#,
+        concat!(
+            r#"request.time > timestamp("2026-12-24T00:00:00Z") && "#,
+            r#"request.time < timestamp("2026-12-27T00:00:00+01:00")"#
+        ),
+        r#"resource.environment_id == "prod" && request.time >= timestamp("2027-01-01T00:00:00Z")"#,
+    ];
+    for window in windows {
+        let holders = temp_holders(window);
+        assert_eq!(holders.len(), 1, "{window}: {holders:?}");
+        let via = holders[0]["via"].as_array().unwrap();
+        let note = via.last().unwrap().as_str().unwrap();
+        assert!(note.starts_with("condition not in force at the check"), "{window}: {via:?}");
+    }
+    // Expired for good: false now and at every later time.
+    for gone in [
+        r#"request.time < timestamp("2026-01-01T00:00:00Z")"#,
+        r#"request.time <= timestamp("2026-12-03T11:59:59+00:00")"#,
+        "request.time.getFullYear() < 2026",
+        r#"resource.environment_id == "prod" && request.time < timestamp("2026-06-01T00:00:00Z")"#,
+    ] {
+        assert_eq!(temp_holders(gone), Vec::<serde_json::Value>::new(), "{gone}");
+    }
+}
+
 // --- baselines ---
 
 #[test]
