@@ -53,7 +53,9 @@ findings contains f if {
 	}
 }
 
-# Holders of a governed environment's rollout roles run tasks there: they must be allowed.
+# Holders of a governed environment's rollout roles run tasks there: they must be allowed. The
+# message names where the role is bound (the project whose tasks they run, or the workspace), so
+# a baseline that accepts one binding does not accept the same role granted in another project.
 findings contains f if {
 	some h in holders
 	some id in input.index.rolloutRoles[h.role]
@@ -61,7 +63,7 @@ findings contains f if {
 		"code": "rollout/roles",
 		"message": concat("", [
 			h.principal, " can run tasks in ", env_name(id), " through its rollout policy role ",
-			h.role, " but is not in lockdown.allow",
+			h.role, ", bound in ", h.resource, ", but is not in lockdown.allow",
 		]),
 		"resource": env_name(id),
 		"via": h.via,

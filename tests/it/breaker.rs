@@ -537,6 +537,59 @@ fn a_baseline_does_not_accept_a_new_holder_of_the_permission_in_a_known_resource
     assert!(unwaived[0].starts_with("user:mallory@acme.example holds"), "{unwaived:?}");
 }
 
+#[test]
+fn a_baseline_does_not_accept_a_rollout_runner_bound_in_another_project() {
+    // The rollout-role finding named the environment, the principal and the role, not where
+    // the role was bound: once eve's binding in payments was accepted, the same role given to
+    // her in ledger-eu (she can now run ledger-eu's prod tasks) matched the baseline too.
+    let bind = |s: &mut serde_json::Value, project: usize| {
+        let bindings = s["projects"][project]["iamPolicy"]["bindings"].as_array_mut().unwrap();
+        bindings.push(serde_json::json!({
+            "role": "roles/projectDeveloper", "members": ["user:eve@acme.example"],
+            "condition": {"expression": ""}
+        }));
+    };
+    let setup = |s: &mut serde_json::Value| {
+        s["environments"][1]["rolloutPolicy"]["roles"] =
+            serde_json::json!(["roles/projectDeveloper"]);
+        let mut ledger = s["projects"][0].clone();
+        ledger["name"] = "projects/ledger-eu".into();
+        ledger["webhooks"] = serde_json::json!([]);
+        ledger["iamPolicy"]["bindings"] = serde_json::json!([]);
+        s["projects"].as_array_mut().unwrap().push(ledger);
+        bind(s, 0);
+    };
+    let (dir, before) = example_snapshot(setup);
+    let baseline = dir.path().join("baseline.json");
+    let baseline = baseline.to_str().unwrap();
+    let spec = "fixtures/specs/sim.yaml";
+    let output = cabgate(&[
+        "check",
+        spec,
+        "--snapshot",
+        before.to_str().unwrap(),
+        "--write-baseline",
+        baseline,
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+
+    let (_after_dir, after) = example_snapshot(|s| {
+        setup(s);
+        bind(s, 2);
+    });
+    let after = after.to_str().unwrap();
+    let args = ["check", spec, "--snapshot", after, "--baseline", baseline, "--format", "json"];
+    let output = cabgate(&args);
+    assert_eq!(output.status.code(), Some(1), "the new runner fails the run");
+    let unwaived: Vec<serde_json::Value> =
+        findings_of(&output).into_iter().filter(|f| f["waived"] == false).collect();
+    assert_eq!(unwaived.len(), 1, "{unwaived:?}");
+    assert_eq!(unwaived[0]["code"], "rollout/roles");
+    assert_eq!(unwaived[0]["via"][1], "projects/ledger-eu:getIamPolicy", "{unwaived:?}");
+    let message = unwaived[0]["message"].as_str().unwrap();
+    assert!(message.contains("projects/ledger-eu"), "{message}");
+}
+
 // --- output files ---
 
 #[test]
