@@ -23,10 +23,13 @@ condition(rule) := trim_space(rule.condition.expression) if {
 
 flow(rule) := rule.template.flow.roles if is_array(rule.template.flow.roles) else := []
 
-# Bytebase compares the expression with the literal "true", exactly.
+# Bytebase matches the literal "true" at once and evaluates any other expression as CEL, so
+# "true" with CEL whitespace (blank, tab, newline, carriage return, form feed) around it matches
+# every issue too. Other blanks (a no-break space) are not CEL: such a rule matches nothing.
 catch_all(rule) if {
 	fallback(rule)
-	rule.condition.expression == "true"
+	is_string(rule.condition.expression)
+	trim(rule.condition.expression, " \t\n\r\f") == "true"
 }
 
 # Positions of catch-all rules; the first one is the one that matches.

@@ -74,3 +74,12 @@ test_nothing_without_a_live_snapshot if {
 	fs := approval.findings with input as {"spec": spec_doc, "live": null}
 	count(fs) == 0
 }
+
+# Bytebase matches "true" itself at once and evaluates any other text as CEL: with blanks around
+# it (a YAML block scalar leaves a newline) it is still true for every issue, so it is the
+# catch-all. A no-break space is not CEL whitespace: that rule cannot compile and catches nothing.
+test_a_true_condition_with_cel_whitespace_around_it_is_the_catch_all if {
+	codes([rule("SOURCE_UNSPECIFIED", " true\n", ["roles/cab"])]) == set()
+	codes([rule("SOURCE_UNSPECIFIED", "\ttrue ", ["roles/owner"])]) == {"approval/catch-all-flow"}
+	"approval/no-catch-all" in codes([rule("SOURCE_UNSPECIFIED", "\u00a0true", ["roles/cab"])])
+}
