@@ -64,11 +64,11 @@ struct Facts<'a> {
 ///
 /// Workspace bindings count everywhere; project bindings count in governed projects. A binding
 /// whose condition has expired at `now` grants nothing (one that holds again later counts, with
-/// a note in `via`); a `resource.*` condition does not narrow
-/// a grant (Bytebase checks the permission without a resource), so it counts. A `group:` member
-/// is expanded into its members, each a grant of its own with the group in `via`; `member` keeps
-/// the principal as the binding names it, so a policy can accept a group as a whole. Whether a
-/// grant is acceptable is the policies' call (`lockdown.allow`), never the index's.
+/// a note in `via`); a `resource.*` condition does not narrow a grant (Bytebase checks the
+/// permission without a resource), so it counts. A `group:` member is expanded into its
+/// members, each a grant of its own with the group in `via`; `member` keeps the principal as the
+/// binding names it, so a policy can accept a group as a whole. Whether a grant is acceptable is
+/// the policies' call (`lockdown.allow`), never the index's.
 fn grants(facts: &Facts<'_>, asked: &BTreeSet<&str>) -> Value {
     let mut grants: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
     let workspace = &facts.live.workspace;
