@@ -11,6 +11,12 @@ fn example() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(EXAMPLE)).unwrap()
 }
 
+/// The text of `fixtures/specs/sim.yaml`, the spec for the emulators' default ports.
+fn sim_spec() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"))
+        .unwrap()
+}
+
 fn cabgate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cabgate"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -201,14 +207,13 @@ fn example_snapshot(edit: impl FnOnce(&mut serde_json::Value)) -> (tempfile::Tem
 
 /// `check fixtures/specs/sim.yaml --snapshot FILE --format json`.
 fn check_snapshot(path: &Path) -> Output {
-    cabgate(&[
-        "check",
-        "fixtures/specs/sim.yaml",
-        "--snapshot",
-        path.to_str().unwrap(),
-        "--format",
-        "json",
-    ])
+    check_snapshot_with(Path::new("fixtures/specs/sim.yaml"), path)
+}
+
+/// `check SPEC --snapshot FILE --format json`.
+fn check_snapshot_with(spec: &Path, snapshot: &Path) -> Output {
+    let (spec, snapshot) = (spec.to_str().unwrap(), snapshot.to_str().unwrap());
+    cabgate(&["check", spec, "--snapshot", snapshot, "--format", "json"])
 }
 
 /// stderr with miette's wrapping and box drawing undone, for searching a whole message.
@@ -413,10 +418,7 @@ fn a_snapshot_path_that_is_a_directory_or_too_big_is_exit_2_before_reading_it() 
 fn a_lookback_beyond_the_calendar_keeps_every_issue_instead_of_panicking() {
     // `99999999999d` matches the spec's duration pattern; `now - lookback` overflowed chrono
     // and both lint and check ended with a panic (exit 101).
-    let sim = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
-    )
-    .unwrap();
+    let sim = sim_spec();
     assert!(sim.contains("lookback: 7d"));
     let (dir, spec) =
         spec_file("spec.yaml", sim.replace("lookback: 7d", "lookback: 99999999999d").as_bytes());
@@ -640,10 +642,7 @@ fn credentials_in_the_bytebase_url_are_not_repeated_in_errors() {
     // Lint flags `https://user:password@host` as spec/secret-inline, but `check` and
     // `snapshot` then printed the whole URL, password included, in the unreachable and
     // unusable-URL errors (stderr: the CI log). The snapshot's `source` already dropped them.
-    let sim = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
-    )
-    .unwrap();
+    let sim = sim_spec();
     let cases = [
         ("http://admin:Hunter2Pw@127.0.0.1:1", 3, "http://127.0.0.1:1"),
         // Unusable URLs are spec findings, whose snippet shows the line: masked.
@@ -727,23 +726,11 @@ fn a_snapshot_that_read_a_shorter_lookback_than_the_spec_asks_is_refused() {
     // A snapshot holds the SKIPPED issues created since its `skippedSince` (the lookback of the
     // spec it was taken with). Checked with a spec whose lookback reaches further back, the
     // issues in between were never read, and the check passed them over in silence.
-    let sim = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
-    )
-    .unwrap();
+    let sim = sim_spec();
     let (dir, spec) =
         spec_file("spec.yaml", sim.replace("lookback: 7d", "lookback: 30d").as_bytes());
     let snapshot = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/live/example.json");
-    let check = |snapshot: &Path| {
-        cabgate(&[
-            "check",
-            spec.to_str().unwrap(),
-            "--snapshot",
-            snapshot.to_str().unwrap(),
-            "--format",
-            "json",
-        ])
-    };
+    let check = |snapshot: &Path| check_snapshot_with(&spec, snapshot);
     let output = check(&snapshot);
     assert_eq!(output.status.code(), Some(2), "{}", text(&output.stderr));
     assert!(output.stdout.is_empty());
@@ -766,23 +753,11 @@ fn a_snapshot_that_read_a_shorter_lookback_than_the_spec_asks_is_refused() {
 fn a_snapshot_that_did_not_read_the_issues_of_a_project_the_spec_governs_is_refused() {
     // `cabgate snapshot` reads SKIPPED issues of the projects its spec governs only. Checked
     // with a spec that governs more (`projects: ["*"]`), a bypass in the others went unreported.
-    let sim = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
-    )
-    .unwrap();
+    let sim = sim_spec();
     let governing = sim.replace(r#"projects: ["payments", "ledger-*"]"#, r#"projects: ["*"]"#);
     assert_ne!(governing, sim);
     let (_dir, spec) = spec_file("spec.yaml", governing.as_bytes());
-    let check = |snapshot: &Path| {
-        cabgate(&[
-            "check",
-            spec.to_str().unwrap(),
-            "--snapshot",
-            snapshot.to_str().unwrap(),
-            "--format",
-            "json",
-        ])
-    };
+    let check = |snapshot: &Path| check_snapshot_with(&spec, snapshot);
     let (_snap_dir, snapshot) = example_snapshot(|s| {
         assert_eq!(s["projects"][1]["name"], "projects/sandbox");
         assert_eq!(s["projects"][1]["governed"], false);
@@ -836,10 +811,7 @@ fn check_refuses_to_write_over_the_snapshot_or_baseline_it_reads() {
 fn a_project_pattern_that_is_not_a_glob_is_a_spec_finding_at_its_line() {
     // `projects: ["[pay"]` passed lint, then `check` and `snapshot` ended with exit 3 (a remote
     // failure) naming neither the file nor the line.
-    let sim = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
-    )
-    .unwrap();
+    let sim = sim_spec();
     let bad =
         sim.replace(r#"projects: ["payments", "ledger-*"]"#, r#"projects: ["payments", "[pay"]"#);
     assert_ne!(bad, sim);
@@ -864,10 +836,7 @@ fn a_project_pattern_that_is_not_a_glob_is_a_spec_finding_at_its_line() {
 fn a_url_the_schema_pattern_takes_but_no_client_can_use_is_a_spec_finding_at_its_line() {
     // `http://127.0.0.1:99999` matched the schema's URL pattern, passed lint, and `check` then
     // said "bytebase.url … is not a usable URL" with no file or line.
-    let sim = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/specs/sim.yaml"),
-    )
-    .unwrap();
+    let sim = sim_spec();
     let cases = [
         ("url: http://127.0.0.1:18080", "url: http://127.0.0.1:99999", "/bytebase/url", 9),
         (
