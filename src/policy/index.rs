@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use globset::{Glob, GlobSetBuilder};
 use serde_json::{Map, Value, json};
 
@@ -228,19 +228,28 @@ pub fn principal(member: &str) -> String {
 
 /// Every distinct binding condition expression → what it means at `now`:
 /// `{"expired": bool, "residual": bool, "error": string?, "later": string?}`. Keyed by the
-/// expression text, since thousands of bindings share a handful of conditions.
+/// expression text, since thousands of bindings share a handful of conditions. The later times
+/// tried for conditions false at `now` share one budget of evaluations ([`PROBE_BUDGET`]).
 fn conditions(live: &Snapshot, now: DateTime<Utc>) -> BTreeMap<String, Value> {
     let mut seen: BTreeMap<String, Value> = BTreeMap::new();
+    let mut budget = PROBE_BUDGET;
     let workspace = live.workspace_iam_policy.bindings.iter();
     let projects = live.projects.iter().flat_map(|p| p.iam_policy.bindings.iter());
     for binding in workspace.chain(projects) {
         let expression = &binding.condition.expression;
         if !seen.contains_key(expression) {
-            seen.insert(expression.clone(), condition_fact(expression, now));
+            let fact = condition_fact_within(expression, now, &mut budget);
+            seen.insert(expression.clone(), fact);
         }
     }
     seen
 }
+
+/// How many evaluations one check may spend on the later times of conditions false at the check
+/// (about a second). A handful of distinct conditions needs a few thousand each; a snapshot with
+/// thousands of distinct calendar conditions would otherwise take minutes. A condition left
+/// undecided when it runs out is counted, with an `error` saying so.
+const PROBE_BUDGET: usize = 1_500_000;
 
 /// Evaluates one IAM condition as Bytebase does for `bb.taskRuns.create`: only `request.time` is
 /// known; a condition that still depends on `resource.*` is residual and grants.
@@ -249,6 +258,11 @@ fn conditions(live: &Snapshot, now: DateTime<Utc>) -> BTreeMap<String, Value> {
 /// (`request.time > timestamp(…)`) or recurs (`getHours()`, `getDayOfWeek()`) grants again with no
 /// change in Bytebase, so such a binding counts, with the first time found in force as `later`.
 pub fn condition_fact(expression: &str, now: DateTime<Utc>) -> Value {
+    condition_fact_within(expression, now, &mut PROBE_BUDGET.clone())
+}
+
+/// [`condition_fact`], spending at most `budget` evaluations on later times.
+fn condition_fact_within(expression: &str, now: DateTime<Utc>, budget: &mut usize) -> Value {
     let text = expression.trim();
     if text.is_empty() {
         return json!({"expired": false, "residual": false});
@@ -263,11 +277,16 @@ pub fn condition_fact(expression: &str, now: DateTime<Utc>) -> Value {
     let residual = program.references().has_variable("resource");
     let mut at = Evaluator { program: &program, context: cel::Context::default() };
     match at.time(now) {
-        Ok(cel::Value::Bool(false)) => match later_in_force(&mut at, text, residual, now) {
-            None => json!({"expired": true, "residual": residual}),
-            Some(later) => {
+        Ok(cel::Value::Bool(false)) => match later_in_force(&mut at, text, residual, now, budget) {
+            Later::Never => json!({"expired": true, "residual": residual}),
+            Later::At(later) => {
                 let later = later.to_rfc3339_opts(SECONDS, true);
                 json!({"expired": false, "residual": residual, "later": later})
+            }
+            Later::Undecided => {
+                let error = "false at the check, and the check's budget of later times to try \
+                             was spent before one was found in force; the binding is counted";
+                json!({"expired": false, "residual": residual, "error": error})
             }
         },
         Ok(cel::Value::Bool(true)) => json!({"expired": false, "residual": residual}),
@@ -298,32 +317,83 @@ impl Evaluator<'_> {
     }
 }
 
-/// The first time after `now` at which a condition false at `now` holds (or is left undecided by
-/// `resource.*`, which grants), if any. The times tried: each timestamp the expression names and
-/// the second after it, a century on, and, when it reads a calendar field of `request.time`
-/// (`getHours()`, …), every hour of the next 8 days and every day of the next 400. A window
-/// written as an offset from a timestamp (`timestamp(…) + duration(…)`) is only found when it
-/// stays open.
+/// What [`later_in_force`] found.
+enum Later {
+    Never,
+    At(DateTime<Utc>),
+    Undecided,
+}
+
+/// The first time found after `now` at which a condition false at `now` holds (or is left
+/// undecided by `resource.*`, which grants). The times tried, up to the end of CEL's calendar
+/// (9999-12-31): each timestamp the expression names and the second after it, and a century on.
+/// When it reads a calendar field of `request.time` (`getHours()`, …), also every whole hour of
+/// the 8 days after the check and after each of those timestamps (every minute if it reads
+/// `getMinutes()` or finer), for 400 days instead of 8 if it reads a field that does not recur
+/// weekly (`getDayOfMonth()`, `getMonth()`, `getFullYear()`, …). A window written as an offset
+/// from a timestamp (`timestamp(…) + duration(…)`) is only found when it stays open.
 fn later_in_force(
     at: &mut Evaluator<'_>,
     text: &str,
     residual: bool,
     now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    let mut times: BTreeSet<DateTime<Utc>> = BTreeSet::new();
+    budget: &mut usize,
+) -> Later {
+    let end = DateTime::parse_from_rfc3339("9999-12-31T23:59:59.999999999Z").unwrap();
+    let mut points: BTreeSet<DateTime<Utc>> = BTreeSet::new();
     for literal in timestamp_literals(text) {
-        times.extend([literal, literal + chrono::Duration::seconds(1)]);
+        points.extend([literal, literal + chrono::Duration::seconds(1)]);
     }
-    times.insert(now + chrono::Duration::days(36_525));
-    if text.contains(".get") {
-        times.extend((1..=8 * 24).map(|h| now + chrono::Duration::hours(h)));
-        times.extend((1..=400).map(|d| now + chrono::Duration::days(d)));
-    }
-    times.into_iter().filter(|t| *t > now).find(|t| match at.time(*t) {
+    points.insert(now + chrono::Duration::days(36_525));
+    points.retain(|t| *t > now && *t <= end);
+    let mut holds = |t: DateTime<Utc>| match at.time(t) {
         Ok(cel::Value::Bool(holds)) => holds,
         Err(_) => residual,
         Ok(_) => false,
-    })
+    };
+    let mut found: Option<DateTime<Utc>> = None;
+    let spend = |budget: &mut usize| {
+        *budget = budget.checked_sub(1)?;
+        Some(())
+    };
+    for t in &points {
+        if spend(budget).is_none() {
+            return Later::Undecided;
+        }
+        if holds(*t) {
+            found = Some(*t);
+            break;
+        }
+    }
+    if text.contains(".get") {
+        let fine = ["getMinutes", "getSeconds", "getMilliseconds"].iter().any(|f| text.contains(f));
+        let step = if fine { chrono::Duration::minutes(1) } else { chrono::Duration::hours(1) };
+        let weekly = ["getFullYear", "getMonth", "getDayOfYear", "getDayOfMonth", "getDate"];
+        let span = if weekly.iter().any(|f| text.contains(f)) { 400 } else { 8 };
+        let span = chrono::Duration::days(span);
+        let anchors = std::iter::once(now).chain(points.iter().copied().filter(|t| {
+            found.is_none_or(|found| t < &found) && *t < now + chrono::Duration::days(36_525)
+        }));
+        for anchor in anchors.collect::<BTreeSet<_>>() {
+            // Whole steps: a window of hours (in any time zone, all offsets being whole
+            // quarters of an hour) contains a whole UTC hour, one of minutes a whole minute.
+            let start = anchor.duration_trunc(step).unwrap_or(anchor);
+            let mut t = start + step;
+            while t <= anchor + span && t <= end && found.is_none_or(|found| t < found) {
+                if t > now {
+                    if spend(budget).is_none() {
+                        return Later::Undecided;
+                    }
+                    if holds(t) {
+                        found = Some(t);
+                        break;
+                    }
+                }
+                t += step;
+            }
+        }
+    }
+    found.map_or(Later::Never, Later::At)
 }
 
 /// The instants of the `timestamp("…")` literals of a CEL expression that parse as RFC 3339.
@@ -666,6 +736,24 @@ mod tests {
             timestamp_literals(r#"timestamp( 'nope') || timestamp("2027-01-01T00:00:00Z")"#),
             [at("2027-01-01T00:00:00Z")]
         );
+    }
+
+    #[test]
+    fn later_times_stop_at_the_budget_and_count_the_binding() {
+        let now = at("2026-12-03T12:00:00Z");
+        let gone = "request.time.getFullYear() < 2026";
+        let mut budget = 10;
+        let fact = condition_fact_within(gone, now, &mut budget);
+        assert_eq!(budget, 0);
+        assert_eq!(fact["expired"], false);
+        assert!(fact["error"].as_str().unwrap().contains("budget"), "{fact}");
+        // Within the budget it is found expired, and a window of hours on one day of the month
+        // or from a later year is found at a whole hour.
+        assert_eq!(condition_fact(gone, now)["expired"], true);
+        let monthly = "request.time.getDayOfMonth() == 0 && request.time.getHours() == 2";
+        assert_eq!(condition_fact(monthly, now)["later"], "2027-01-01T02:00:00Z");
+        let minutes = "request.time.getMinutes() >= 40";
+        assert_eq!(condition_fact(minutes, now)["later"], "2026-12-03T12:40:00Z");
     }
 
     #[test]

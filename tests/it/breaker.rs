@@ -499,6 +499,29 @@ fn a_binding_whose_time_window_is_closed_at_the_check_but_opens_later_still_gran
     }
 }
 
+#[test]
+fn a_window_in_hours_that_opens_on_a_later_date_or_day_of_the_month_still_grants() {
+    // Hourly times were tried for 8 days from the check only, and later days at the check's own
+    // hour (12:00): a window of hours that exists only from a date on, or only on one day of the
+    // month, was taken as expired whenever the check ran outside its hours.
+    let windows = [
+        "request.time.getDayOfMonth() == 0 && request.time.getHours() == 2",
+        "request.time.getFullYear() >= 2027 && request.time.getHours() == 3",
+        concat!(
+            r#"request.time > timestamp("2027-03-01T00:00:00Z") && "#,
+            "request.time.getHours() >= 18 && request.time.getHours() < 20"
+        ),
+        "request.time.getDayOfWeek() == 0 && request.time.getMinutes() >= 40",
+    ];
+    for window in windows {
+        let holders = temp_holders(window);
+        assert_eq!(holders.len(), 1, "{window}: {holders:?}");
+    }
+    // Out of Bytebase's calendar (CEL timestamps end with the year 9999): never in force.
+    let never = r#"request.time > timestamp("9999-12-31T23:59:59Z")"#;
+    assert_eq!(temp_holders(never), Vec::<serde_json::Value>::new());
+}
+
 // --- baselines ---
 
 #[test]
