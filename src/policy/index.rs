@@ -480,6 +480,7 @@ pub fn lookback_cutoff(spec: &Value, now: DateTime<Utc>) -> DateTime<Utc> {
         .ok()
         .and_then(|d| now.checked_sub_signed(d))
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        .max(DateTime::<Utc>::UNIX_EPOCH)
 }
 
 /// True when a SKIPPED issue of the snapshot was created at or after `cutoff`. An issue without

@@ -388,8 +388,10 @@ impl<B: Bytebase, S: ServiceNow, St: Store> Runner<B, S, St> {
     /// Hands every SKIPPED issue of a governed project to the outbox (once per issue) and
     /// delivers what the outbox holds.
     async fn alerts(&self, now: DateTime<Utc>) -> PortResult<(usize, u64)> {
-        // A lookback beyond the calendar (`TimeDelta::MAX`) reads every issue, not a panic.
+        // A lookback beyond the calendar (`TimeDelta::MAX`) reads every issue, not a panic; one
+        // before 1970 too (Bytebase refuses a filter with a year before 0).
         let since = now.checked_sub_signed(self.settings.lookback).unwrap_or(DateTime::UNIX_EPOCH);
+        let since = since.max(DateTime::UNIX_EPOCH);
         let mut new = 0;
         for issue in self.bytebase.skipped_issues(since).await? {
             if !self.settings.projects.governs(&issue.name) {

@@ -916,3 +916,43 @@ fn a_connection_dropped_during_login_is_retried() {
         assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
     }
 }
+
+#[test]
+fn a_lookback_of_thousands_of_years_reads_every_issue_instead_of_a_filter_bytebase_refuses() {
+    // `1000000d` (2,738 years) fits chrono, so `now - lookback` fell before the year 0: the
+    // issue filter then said `create_time >= "-0711-…"`, which Bytebase refuses (HTTP 400), and
+    // snapshot and check ended with exit 3. No issue predates 1970.
+    use cabgate::sim::{self, Options, World};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let world = World::load(root.join("fixtures/worlds/check-compliant.yaml")).unwrap();
+    let sim = sim::start_blocking(world, Options::default()).unwrap();
+    let template = std::fs::read_to_string(root.join("fixtures/check/spec.yaml")).unwrap();
+    let text_of_spec = template.replace("BYTEBASE_URL", sim.bytebase_url());
+    let forever = text_of_spec.replace("lookback: 7d", "lookback: 1000000d");
+    assert_ne!(forever, text_of_spec);
+    let (dir, spec) = spec_file("bridge.yaml", forever.as_bytes());
+    let snapshot = dir.path().join("live.json");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_cabgate"))
+            .args(args)
+            .env("CABGATE_TEST_BB_KEY", "bbs_simcabbridgekey0001")
+            .env_remove("CABGATE_LOG")
+            .output()
+            .unwrap()
+    };
+    let (spec, snapshot) = (spec.to_str().unwrap(), snapshot.to_str().unwrap());
+    let output = run(&["snapshot", spec, "-o", snapshot]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let taken: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(snapshot).unwrap()).unwrap();
+    assert_eq!(taken["skippedSince"], "1970-01-01T00:00:00Z");
+    // The world's SKIPPED issue from long before a week ago is inside this lookback.
+    let from_snapshot = run(&["check", spec, "--snapshot", snapshot, "--format", "json"]);
+    assert_eq!(from_snapshot.status.code(), Some(1), "{}", text(&from_snapshot.stderr));
+    let live = run(&["check", spec, "--format", "json"]);
+    assert_eq!(live.status.code(), Some(1), "{}", text(&live.stderr));
+    for output in [&from_snapshot, &live] {
+        let codes: Vec<_> = findings_of(output).into_iter().map(|f| f["code"].clone()).collect();
+        assert!(codes.contains(&"bypass/skipped-issue".into()), "{codes:?}");
+    }
+}
