@@ -6,7 +6,7 @@
 
 use std::future::Future;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use tokio::task::JoinSet;
 
@@ -76,13 +76,7 @@ pub async fn read(
         crate::spec::parse_duration(&spec.alerts.skipped_approval.lookback).map_err(|e| {
             LiveError::Spec { field: "alerts.skippedApproval.lookback", reason: e.to_string() }
         })?;
-    // A lookback beyond the calendar reads every issue rather than failing, and so does one that
-    // reaches before 1970 (no issue is older; Bytebase refuses a filter with a negative year).
-    let since = TimeDelta::from_std(lookback)
-        .ok()
-        .and_then(|d| options.now.checked_sub_signed(d))
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
-        .max(DateTime::<Utc>::UNIX_EPOCH);
+    let since = crate::spec::window_start(options.now, lookback);
 
     // 1–2. Login (lazily, on the first call) and the workspace id, which the IAM read needs.
     let workspace = client.get_workspace().await?.name;

@@ -467,20 +467,15 @@ fn rollout_roles(spec: &Value, live: &Snapshot) -> BTreeMap<String, BTreeSet<Str
     roles
 }
 
-/// `now` minus `alerts.skippedApproval.lookback` (7 days when it does not parse). A lookback
-/// beyond the calendar (`99999999999d` is a valid spec duration) keeps every issue, as the live
-/// read does, instead of overflowing.
+/// The start of the `alerts.skippedApproval.lookback` window ending at `now` (7 days when it
+/// does not parse), as the live read computes it ([`crate::spec::window_start`]).
 pub fn lookback_cutoff(spec: &Value, now: DateTime<Utc>) -> DateTime<Utc> {
     let lookback = spec
         .pointer("/alerts/skippedApproval/lookback")
         .and_then(Value::as_str)
         .and_then(|l| humantime::parse_duration(l).ok())
         .unwrap_or(std::time::Duration::from_secs(7 * 24 * 3600));
-    chrono::Duration::from_std(lookback)
-        .ok()
-        .and_then(|d| now.checked_sub_signed(d))
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
-        .max(DateTime::<Utc>::UNIX_EPOCH)
+    crate::spec::window_start(now, lookback)
 }
 
 /// True when a SKIPPED issue of the snapshot was created at or after `cutoff`. An issue without

@@ -15,7 +15,7 @@ pub mod yaml;
 use std::path::{Path, PathBuf};
 
 pub use model::Spec;
-pub use normalize::{DurationError, default_workflow, parse_duration};
+pub use normalize::{DurationError, default_workflow, parse_duration, window_start};
 pub use span::{NodeSpan, SpanMap};
 
 use crate::finding::{Finding, Location, Severity};

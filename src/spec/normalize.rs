@@ -70,6 +70,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     humantime::parse_duration(text).map_err(|e| error(&e.to_string()))
 }
 
+/// The start of a lookback window that ends at `now`, never before 1970: a lookback beyond the
+/// calendar (`99999999999d` is a valid spec duration) or one reaching before 1970 keeps every
+/// issue, instead of overflowing or sending Bytebase a filter with a year it refuses.
+pub fn window_start(
+    now: chrono::DateTime<chrono::Utc>,
+    lookback: Duration,
+) -> chrono::DateTime<chrono::Utc> {
+    let epoch = chrono::DateTime::UNIX_EPOCH;
+    chrono::TimeDelta::from_std(lookback)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .map_or(epoch, |start| start.max(epoch))
+}
+
 /// The duration fields of a spec, by JSON Pointer, for the check that they parse (a value such
 /// as `99999999999999999d` has the schema's form but no `Duration`).
 pub fn durations(spec: &Spec) -> Vec<(String, &str)> {
@@ -96,6 +110,16 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+    }
+
+    #[test]
+    fn a_window_never_starts_before_1970() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-04T00:00:00Z").unwrap().to_utc();
+        let week = window_start(now, Duration::from_secs(7 * 86_400));
+        assert_eq!(week.to_rfc3339(), "2026-11-27T00:00:00+00:00");
+        let epoch = chrono::DateTime::UNIX_EPOCH;
+        assert_eq!(window_start(now, Duration::from_secs(1_000_000 * 86_400)), epoch);
+        assert_eq!(window_start(now, Duration::MAX), epoch);
     }
 
     #[test]

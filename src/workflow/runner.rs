@@ -56,7 +56,7 @@ pub struct Settings {
     /// What actions need.
     pub act: ActSettings,
     /// How far back to look for SKIPPED issues.
-    pub lookback: TimeDelta,
+    pub lookback: Duration,
     /// Time between passes.
     pub poll_interval: Duration,
     /// The Bytebase service account (the actor in the journal).
@@ -106,7 +106,7 @@ impl Settings {
                 on_rework: wf.on_rework,
                 governance,
             },
-            lookback: to_delta(lookback),
+            lookback,
             poll_interval,
             service_account: spec.bytebase.service_account.clone(),
         })
@@ -388,10 +388,7 @@ impl<B: Bytebase, S: ServiceNow, St: Store> Runner<B, S, St> {
     /// Hands every SKIPPED issue of a governed project to the outbox (once per issue) and
     /// delivers what the outbox holds.
     async fn alerts(&self, now: DateTime<Utc>) -> PortResult<(usize, u64)> {
-        // A lookback beyond the calendar (`TimeDelta::MAX`) reads every issue, not a panic; one
-        // before 1970 too (Bytebase refuses a filter with a year before 0).
-        let since = now.checked_sub_signed(self.settings.lookback).unwrap_or(DateTime::UNIX_EPOCH);
-        let since = since.max(DateTime::UNIX_EPOCH);
+        let since = crate::spec::window_start(now, self.settings.lookback);
         let mut new = 0;
         for issue in self.bytebase.skipped_issues(since).await? {
             if !self.settings.projects.governs(&issue.name) {
