@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, DurationRound, Utc};
-use globset::{Glob, GlobSetBuilder};
+use globset::GlobSet;
 use serde_json::{Map, Value, json};
 
 use crate::live::{BindingFacts, EnvironmentFacts, SkippedIssue, Snapshot};
@@ -24,7 +24,7 @@ pub fn build(spec: &Value, live: Option<&Snapshot>, now: DateTime<Utc>) -> Value
             .pointer("/lockdown/permission")
             .and_then(Value::as_str)
             .unwrap_or("bb.taskRuns.create");
-        let governed = governed_projects(spec, live);
+        let (governed, unmatched_patterns) = match_projects(spec, live);
         let permission_roles = permission_roles(live, permission);
         let groups = groups(live);
         let conditions = conditions(live, now);
@@ -37,7 +37,7 @@ pub fn build(spec: &Value, live: Option<&Snapshot>, now: DateTime<Utc>) -> Value
         index.insert("skippedIssues".into(), skipped_issues(live, cutoff));
         index.insert("lookbackCutoff".into(), json!(cutoff.to_rfc3339_opts(SECONDS, true)));
         index.insert("governedProjects".into(), json!(governed));
-        index.insert("unmatchedProjectPatterns".into(), unmatched_project_patterns(spec, live));
+        index.insert("unmatchedProjectPatterns".into(), unmatched_patterns);
         index.insert("permissionRoles".into(), json!(permission_roles));
         index.insert("groups".into(), json!(groups));
         index.insert("conditions".into(), json!(conditions));
@@ -127,62 +127,37 @@ fn grant(
     json!({"principal": principal, "member": member, "role": role, "resource": resource, "via": via})
 }
 
-/// `projects/{id}` → true for every live project the spec governs (`bytebase.projects`: ids or
-/// globs, `*` = all). A pattern that is not a valid glob is matched literally.
-fn governed_projects(spec: &Value, live: &Snapshot) -> BTreeMap<String, bool> {
-    let patterns: Vec<&str> = spec
+/// The live projects the spec governs (`bytebase.projects`: ids or globs, `*` = all), as
+/// `projects/{id}` → true, and the entries that match no live project, as `{pattern, path}` (the
+/// entry's JSON Pointer): a typo there governs nothing, and nothing else would say so. Matching
+/// is the live read's ([`crate::live::governed_matcher`]); a pattern that is not a glob never
+/// gets here, since loading the spec refuses it.
+fn match_projects(spec: &Value, live: &Snapshot) -> (BTreeMap<String, bool>, Value) {
+    let patterns: Vec<String> = spec
         .pointer("/bytebase/projects")
         .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
         .unwrap_or_default();
-    let mut builder = GlobSetBuilder::new();
-    let mut literals = BTreeSet::new();
-    for pattern in &patterns {
-        let id = pattern.strip_prefix("projects/").unwrap_or(pattern);
-        match Glob::new(id) {
-            Ok(glob) => {
-                builder.add(glob);
-            }
-            Err(_) => {
-                literals.insert(id.to_owned());
-            }
-        }
-    }
-    let set = builder.build().unwrap_or_else(|_| globset::GlobSet::empty());
+    let set = crate::live::governed_matcher(&patterns).unwrap_or_else(|_| GlobSet::empty());
+    let mut matched = vec![false; patterns.len()];
     let mut governed = BTreeMap::new();
     for project in &live.projects {
-        let name = &project.name;
-        let id = name.strip_prefix("projects/").unwrap_or(name);
-        if set.is_match(id) || literals.contains(id) {
-            governed.insert(name.clone(), true);
+        let hits = set.matches(project.name.strip_prefix("projects/").unwrap_or(&project.name));
+        if !hits.is_empty() {
+            governed.insert(project.name.clone(), true);
+        }
+        for hit in hits {
+            matched[hit] = true;
         }
     }
-    governed
-}
-
-/// The entries of `bytebase.projects` that match no live project, as `{pattern, path}` (the
-/// entry's JSON Pointer). A typo there governs nothing and nothing else would say so.
-fn unmatched_project_patterns(spec: &Value, live: &Snapshot) -> Value {
-    let patterns = spec.pointer("/bytebase/projects").and_then(Value::as_array);
-    let ids: Vec<&str> =
-        live.projects.iter().map(|p| p.name.strip_prefix("projects/").unwrap_or(&p.name)).collect();
-    let mut unmatched = Vec::new();
-    for (position, pattern) in patterns.into_iter().flatten().enumerate() {
-        let Some(pattern) = pattern.as_str() else { continue };
-        let id = pattern.strip_prefix("projects/").unwrap_or(pattern);
-        let matches = match Glob::new(id) {
-            Ok(glob) => {
-                let glob = glob.compile_matcher();
-                ids.iter().any(|live| glob.is_match(live))
-            }
-            Err(_) => ids.contains(&id),
-        };
-        if !matches {
-            let path = format!("/bytebase/projects/{position}");
-            unmatched.push(json!({"pattern": pattern, "path": path}));
-        }
-    }
-    Value::Array(unmatched)
+    let unmatched = patterns
+        .iter()
+        .zip(matched)
+        .enumerate()
+        .filter(|(_, (_, matched))| !matched)
+        .map(|(i, (pattern, _))| json!({"pattern": pattern, "path": format!("/bytebase/projects/{i}")}))
+        .collect();
+    (governed, Value::Array(unmatched))
 }
 
 /// `roles/{id}` → true for every role (built-in or custom) whose permissions include the
@@ -796,9 +771,9 @@ mod tests {
             project("projects/ledger-eu", json!([])),
             project("projects/hr", json!([]))
         ]}));
-        let governed = governed_projects(&spec, &live);
+        let (governed, _) = match_projects(&spec, &live);
         assert_eq!(json!(governed), json!({"projects/payments": true, "projects/ledger-eu": true}));
-        let all = governed_projects(&json!({"bytebase": {"projects": ["*"]}}), &live);
+        let (all, _) = match_projects(&json!({"bytebase": {"projects": ["*"]}}), &live);
         assert_eq!(all.len(), 3);
     }
 
@@ -810,7 +785,7 @@ mod tests {
             project("projects/ledger-eu", json!([]))
         ]}));
         assert_eq!(
-            unmatched_project_patterns(&spec, &live),
+            match_projects(&spec, &live).1,
             json!([
                 {"pattern": "paymnets", "path": "/bytebase/projects/1"},
                 {"pattern": "hr-*", "path": "/bytebase/projects/3"}
