@@ -131,14 +131,11 @@ enum Attempt {
     Failed { error: reqwest::Error },
 }
 
-/// `url` without the user and password a URL may carry (`https://user:pw@host`), for messages
-/// and the snapshot's `source`; a URL that does not parse loses what sits before the last `@`
-/// of its authority.
+/// `url` without the user and password a URL may carry (`https://user:pw@host`), normalized and
+/// without a trailing slash, for messages and the snapshot's `source`; a URL that does not parse
+/// loses what sits before the last `@` of its authority.
 pub fn without_credentials(url: &str) -> String {
     if let Ok(mut parsed) = url::Url::parse(url) {
-        if parsed.username().is_empty() && parsed.password().is_none() {
-            return url.to_owned();
-        }
         let _ = parsed.set_username("");
         let _ = parsed.set_password(None);
         return parsed.as_str().trim_end_matches('/').to_owned();

@@ -102,7 +102,7 @@ pub fn run(args: Args) -> Outcome {
             let now = snapshot.taken_at;
             // A snapshot of another workspace is still checked (it may be a copy made for a
             // review), but the findings would describe that workspace, so say it.
-            let url = live::public_url(&loaded.spec.bytebase.url);
+            let url = crate::bytebase::client::without_credentials(&loaded.spec.bytebase.url);
             if snapshot.source.trim_end_matches('/') != url {
                 tracing::warn!(
                     snapshot = %path.display(),

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use file::{MAX_ERRORS, SnapshotFileError, check, is_date_time, parse_snapshot};
-pub use read::{LiveError, ReadOptions, governed_matcher, public_url, read};
+pub use read::{LiveError, ReadOptions, governed_matcher, read};
 
 use crate::bytebase::models::ApprovalRule;
 

@@ -16,6 +16,7 @@ use super::{
     SubscriptionFacts, WebhookFacts,
 };
 use crate::bytebase::api::{APPROVAL_FEATURE, approval_status_filter};
+use crate::bytebase::client::without_credentials;
 use crate::bytebase::models::{IamPolicy, Issue, Project, Subscription};
 use crate::bytebase::{BytebaseError, Client};
 use crate::spec::Spec;
@@ -136,7 +137,7 @@ pub async fn read(
 
     Ok(Snapshot {
         version: SNAPSHOT_VERSION,
-        source: public_url(client.base_url()),
+        source: without_credentials(client.base_url()),
         taken_at: options.now,
         workspace,
         subscription: SubscriptionFacts {
@@ -344,19 +345,6 @@ fn sorted<T: Ord>(mut items: Vec<T>) -> Vec<T> {
     items
 }
 
-/// The Bytebase base URL as a snapshot records it: without user info (so a snapshot never
-/// carries a credential) or a trailing slash.
-pub fn public_url(base: &str) -> String {
-    match url::Url::parse(base) {
-        Ok(mut url) => {
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.as_str().trim_end_matches('/').to_owned()
-        }
-        Err(_) => base.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,7 +363,9 @@ mod tests {
 
     #[test]
     fn source_url_drops_credentials() {
-        assert_eq!(public_url("https://u:p@bb.example/base/"), "https://bb.example/base");
+        assert_eq!(without_credentials("https://u:p@bb.example/base/"), "https://bb.example/base");
+        assert_eq!(without_credentials("https://BB.example/"), "https://bb.example");
+        assert_eq!(without_credentials("http://u:p@[::1"), "http://[::1");
         assert_eq!(environment_id("", "environments/prod"), "prod");
     }
 }
