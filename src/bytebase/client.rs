@@ -30,9 +30,11 @@ use crate::spec::model::BytebaseSpec;
 pub struct ServiceKey(String);
 
 impl ServiceKey {
-    /// Wraps a key.
+    /// Wraps a key, without the whitespace around it: a key loaded from a file (a mounted
+    /// secret) often ends with a newline, and Bytebase's keys never contain whitespace.
     pub fn new(key: impl Into<String>) -> Self {
-        ServiceKey(key.into())
+        let key = key.into();
+        ServiceKey(key.trim().to_owned())
     }
 }
 
@@ -79,15 +81,12 @@ impl ClientConfig {
     }
 
     /// The config a spec describes, with the key read from the variable `serviceKeyEnv` names.
-    /// Whitespace around the key is dropped: a key loaded from a file (a mounted secret) often
-    /// ends with a newline, and Bytebase's keys never contain whitespace.
     pub fn from_spec(spec: &BytebaseSpec) -> Result<Self> {
         let key = std::env::var(&spec.service_key_env).unwrap_or_default();
-        let key = key.trim();
-        if key.is_empty() {
+        if key.trim().is_empty() {
             return Err(BytebaseError::MissingKey { var: spec.service_key_env.clone() });
         }
-        Ok(ClientConfig::new(&spec.url, &spec.service_account, ServiceKey::new(key.to_owned())))
+        Ok(ClientConfig::new(&spec.url, &spec.service_account, ServiceKey::new(key)))
     }
 }
 
@@ -537,6 +536,11 @@ fn describe(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_key_loses_the_whitespace_around_it() {
+        assert_eq!(ServiceKey::new(" bbs_key\n").0, "bbs_key");
+    }
 
     #[test]
     fn error_bodies_are_decoded_by_code_not_status() {

@@ -74,10 +74,8 @@ pub fn connect(loaded: &LoadedSpec, options: &Options) -> Result<Engine, WiringE
     let spec = &loaded.spec;
     let settings = Settings::from_spec(spec, crate::spec::default_workflow())?;
     let key_env = &spec.bytebase.service_key_env;
-    // Trimmed as `check` trims it: a mounted secret file often ends with a newline.
     let key = (options.env)(key_env)
-        .map(|k| k.trim().to_owned())
-        .filter(|k| !k.is_empty())
+        .filter(|k| !k.trim().is_empty())
         .ok_or_else(|| WiringError::MissingEnv(key_env.clone()))?;
     let mut config =
         ClientConfig::new(&spec.bytebase.url, &spec.bytebase.service_account, ServiceKey::new(key));
