@@ -176,15 +176,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     })?;
     // A run killed mid-write leaves its temporary file; the next run may have the same PID (a
     // container's), so a taken name is skipped, never reused or deleted.
-    let (temp, mut file) = (0u32..1000)
-        .map(|n| {
-            let temp = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
-            let file = std::fs::OpenOptions::new().write(true).create_new(true).open(&temp);
-            (temp, file)
-        })
-        .find(|(_, file)| !matches!(file, Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists))
-        .map(|(temp, file)| file.map(|file| (temp, file)))
-        .unwrap_or_else(|| Err(std::io::ErrorKind::AlreadyExists.into()))?;
+    let mut n = 0u32;
+    let (temp, mut file) = loop {
+        let temp = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
+        match std::fs::OpenOptions::new().write(true).create_new(true).open(&temp) {
+            Ok(file) => break (temp, file),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 999 => n += 1,
+            Err(e) => return Err(e),
+        }
+    };
     let written = (|| {
         file.write_all(bytes)?;
         file.sync_all()?;
