@@ -96,65 +96,11 @@ pub fn run(args: Args) -> Outcome {
             return Ok(Exit::Invalid);
         }
     };
-    let (snapshot, now) = match &args.snapshot {
-        Some(path) => {
-            let mut snapshot = read_snapshot_file(path)?;
-            let now = snapshot.taken_at;
-            // A snapshot of another workspace is still checked (it may be a copy made for a
-            // review), but the findings would describe that workspace, so say it.
-            let url = crate::bytebase::client::without_credentials(&loaded.spec.bytebase.url);
-            if snapshot.source.trim_end_matches('/') != url {
-                tracing::warn!(
-                    snapshot = %path.display(),
-                    source = %snapshot.source,
-                    spec_url = %url,
-                    "the snapshot was read from another Bytebase than the spec's bytebase.url"
-                );
-            }
-            // Issues older than the spec's lookback concern no policy: drop them here, where
-            // the snapshot is ours, rather than have the policy input copy it without them.
-            let cutoff = policy::index::lookback_cutoff(&loaded.document, now);
-            // The issues before `skippedSince` were never read: with a longer lookback than the
-            // snapshot's, bypasses in between would go unreported without a word.
-            if let Some(since) = snapshot.skipped_since
-                && cutoff < since
-            {
-                return Err(Failure::invalid(miette::miette!(
-                    help = "take a new snapshot with this spec, or shorten its lookback",
-                    "the snapshot {} holds the SKIPPED issues created since {}, but the spec's \
-                     alerts.skippedApproval.lookback reaches back to {}",
-                    path.display(),
-                    since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                    cutoff.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-                )));
-            }
-            // Likewise the issues of a project the snapshot's spec did not govern.
-            if snapshot.skipped_since.is_some() {
-                let governs = live::governed_matcher(&loaded.spec.bytebase.projects)
-                    .map_err(Failure::invalid)?;
-                let unread = snapshot.projects.iter().find(|p| {
-                    p.governed == Some(false)
-                        && governs.is_match(p.name.strip_prefix("projects/").unwrap_or(&p.name))
-                });
-                if let Some(project) = unread {
-                    return Err(Failure::invalid(miette::miette!(
-                        help = "take a new snapshot with this spec",
-                        "the spec governs {}, but the snapshot {} was taken with a spec that \
-                         did not, so it holds none of its SKIPPED issues",
-                        project.name,
-                        path.display(),
-                    )));
-                }
-            }
-            snapshot.skipped_issues.retain(|issue| policy::index::in_window(issue, cutoff));
-            (snapshot, now)
-        }
-        None => {
-            let (snapshot, _) = read_live(&loaded)?;
-            let now = snapshot.taken_at;
-            (snapshot, now)
-        }
+    let snapshot = match &args.snapshot {
+        Some(path) => snapshot_from_file(&loaded, path)?,
+        None => read_live(&loaded)?.0,
     };
+    let now = snapshot.taken_at;
     let mut findings = evaluate(&loaded, &snapshot, now, &args)?;
     // NOTE: the snapshot is not needed past this point and the process ends with this command;
     // freeing hundreds of thousands of strings one by one costs milliseconds that nobody
@@ -204,6 +150,65 @@ fn evaluate(
         eprint!("{lines}");
     }
     Ok(evaluation.findings)
+}
+
+/// The snapshot file `path`, vetted for `loaded`: refused (exit 2) when it did not read SKIPPED
+/// issues the spec asks about, with a warning when it is of another Bytebase, and without the
+/// issues outside the spec's lookback.
+fn snapshot_from_file(loaded: &LoadedSpec, path: &Path) -> Result<live::Snapshot, Failure> {
+    let mut snapshot = read_snapshot_file(path)?;
+
+    // A snapshot of another workspace is still checked (it may be a copy made for a review),
+    // but the findings would describe that workspace, so say it.
+    let url = crate::bytebase::client::without_credentials(&loaded.spec.bytebase.url);
+    if snapshot.source.trim_end_matches('/') != url {
+        tracing::warn!(
+            snapshot = %path.display(),
+            source = %snapshot.source,
+            spec_url = %url,
+            "the snapshot was read from another Bytebase than the spec's bytebase.url"
+        );
+    }
+
+    // The issues before `skippedSince` were never read: with a longer lookback than the
+    // snapshot's, bypasses in between would go unreported without a word.
+    let cutoff = policy::index::lookback_cutoff(&loaded.document, snapshot.taken_at);
+    if let Some(since) = snapshot.skipped_since
+        && cutoff < since
+    {
+        return Err(Failure::invalid(miette::miette!(
+            help = "take a new snapshot with this spec, or shorten its lookback",
+            "the snapshot {} holds the SKIPPED issues created since {}, but the spec's \
+             alerts.skippedApproval.lookback reaches back to {}",
+            path.display(),
+            since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            cutoff.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        )));
+    }
+
+    // Likewise the issues of a project the snapshot's spec did not govern.
+    if snapshot.skipped_since.is_some() {
+        let governs =
+            live::governed_matcher(&loaded.spec.bytebase.projects).map_err(Failure::invalid)?;
+        let unread = snapshot.projects.iter().find(|p| {
+            p.governed == Some(false)
+                && governs.is_match(p.name.strip_prefix("projects/").unwrap_or(&p.name))
+        });
+        if let Some(project) = unread {
+            return Err(Failure::invalid(miette::miette!(
+                help = "take a new snapshot with this spec",
+                "the spec governs {}, but the snapshot {} was taken with a spec that did not, \
+                 so it holds none of its SKIPPED issues",
+                project.name,
+                path.display(),
+            )));
+        }
+    }
+
+    // Issues older than the spec's lookback concern no policy: drop them here, where the
+    // snapshot is ours, rather than have the policy input copy it without them.
+    snapshot.skipped_issues.retain(|issue| policy::index::in_window(issue, cutoff));
+    Ok(snapshot)
 }
 
 /// Reads a snapshot file: JSON, valid against `schemas/snapshot.schema.json`, into the typed
