@@ -126,18 +126,13 @@ async fn webhook(
 
 /// True when a string of the body holds `projects/{p}/plans/{id}` (a pipeline event's link).
 fn names_a_plan(value: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => s.split("projects/").skip(1).any(|rest| {
-            let (project, tail) = rest.split_once('/').unwrap_or((rest, ""));
-            let id = tail.strip_prefix("plans/").unwrap_or("");
-            let digits = id.bytes().take_while(u8::is_ascii_digit).count();
-            !project.is_empty() && digits > 0
-        }),
-        Value::Array(items) => items.iter().any(names_a_plan),
-        Value::Object(map) => map.values().any(names_a_plan),
-        _ => false,
-    }
+    strings(value).into_iter().any(|text| {
+        text.split("projects/").skip(1).any(|rest| {
+            let project = project_id(rest);
+            let id = rest[project.len()..].strip_prefix("/plans/").unwrap_or("");
+            !project.is_empty() && id.starts_with(|c: char| c.is_ascii_digit())
+        })
+    })
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -148,28 +143,41 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// plain `{"issue": "projects/p/issues/1"}`), at most 50.
 pub fn issue_names(value: &serde_json::Value) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    collect(value, &mut names);
+    for text in strings(value) {
+        scan(text, &mut names);
+    }
     names
 }
 
-fn collect(value: &serde_json::Value, names: &mut BTreeSet<String>) {
+/// Every string of a JSON body, in document order.
+fn strings(value: &serde_json::Value) -> Vec<&str> {
     use serde_json::Value;
-    match value {
-        Value::String(s) => scan(s, names),
-        Value::Array(items) => items.iter().for_each(|v| collect(v, names)),
-        Value::Object(map) => map.values().for_each(|v| collect(v, names)),
-        _ => {}
+    let mut found = Vec::new();
+    let mut stack = vec![value];
+    while let Some(value) = stack.pop() {
+        match value {
+            Value::String(s) => found.push(s.as_str()),
+            Value::Array(items) => stack.extend(items.iter().rev()),
+            Value::Object(map) => stack.extend(map.values().rev()),
+            _ => {}
+        }
     }
+    found
+}
+
+/// The project id at the start of `text` (what follows `projects/` in a link).
+fn project_id(text: &str) -> &str {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+        .unwrap_or(text.len());
+    &text[..end]
 }
 
 fn scan(text: &str, names: &mut BTreeSet<String>) {
     let mut rest = text;
     while let Some(at) = rest.find("projects/") {
         rest = &rest[at + "projects/".len()..];
-        let project: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .collect();
+        let project = project_id(rest);
         let Some(after) = rest[project.len()..].strip_prefix("/issues/") else { continue };
         // The UI writes `issues/{slug}-{id}`; the id is the trailing run of digits.
         let token: String =
