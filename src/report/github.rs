@@ -1,7 +1,7 @@
 //! GitHub Actions workflow commands: `::error file=…,line=…,col=…,title=…::message`, which
 //! annotate the spec's lines in a pull request. Waived findings print nothing.
 
-use super::printable;
+use super::{printable, resource_and_via};
 use crate::finding::{Report, Severity};
 
 /// Renders one workflow command per unwaived finding.
@@ -20,13 +20,7 @@ pub fn render(report: &Report) -> String {
         }
         properties.push(format!("title={}", property(&finding.code)));
         let mut message = printable(&finding.message).into_owned();
-        if let Some(resource) = &finding.resource {
-            message.push_str(&format!("\nresource: {}", printable(resource)));
-        }
-        if !finding.via.is_empty() {
-            let via: Vec<_> = finding.via.iter().map(|v| printable(v)).collect();
-            message.push_str(&format!("\nvia: {}", via.join(" → ")));
-        }
+        message.push_str(&resource_and_via(finding));
         if let Some(remediation) = &finding.remediation {
             message.push_str(&format!("\nfix: {}", printable(remediation)));
         }

@@ -10,7 +10,7 @@ use miette::{
     Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
 };
 
-use super::{Context, count, place, printable, summary_line};
+use super::{Context, count, place, printable, resource_and_via, summary_line};
 use crate::finding::{Finding, Location, Report, Severity, code_info};
 
 /// Renders the whole report.
@@ -64,13 +64,7 @@ impl<'a> FindingDiagnostic<'a> {
             message.push_str("(waived) ");
         }
         message.push_str(&printable(&finding.message));
-        if let Some(resource) = &finding.resource {
-            message.push_str(&format!("\nresource: {}", printable(resource)));
-        }
-        if !finding.via.is_empty() {
-            let via: Vec<_> = finding.via.iter().map(|v| printable(v)).collect();
-            message.push_str(&format!("\nvia: {}", via.join(" → ")));
-        }
+        message.push_str(&resource_and_via(finding));
         let label = match (&finding.location, context.source) {
             (Some(location), Some(text)) => {
                 let (offset, length) = context

@@ -87,6 +87,20 @@ pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// The lines a text report adds under a finding's message: `resource: …` and `via: a → b`, as
+/// far as the finding has them, each after a line break and [`printable`].
+pub(crate) fn resource_and_via(finding: &Finding) -> String {
+    let mut lines = String::new();
+    if let Some(resource) = &finding.resource {
+        lines.push_str(&format!("\nresource: {}", printable(resource)));
+    }
+    if !finding.via.is_empty() {
+        let via: Vec<_> = finding.via.iter().map(|v| printable(v)).collect();
+        lines.push_str(&format!("\nvia: {}", via.join(" → ")));
+    }
+    lines
+}
+
 /// "1 error" / "2 errors".
 pub(crate) fn count(n: usize, noun: &str) -> String {
     if n == 1 { format!("{n} {noun}") } else { format!("{n} {noun}s") }
