@@ -213,7 +213,7 @@ fn conditions(live: &Snapshot, now: DateTime<Utc>) -> BTreeMap<String, Value> {
     for binding in workspace.chain(projects) {
         let expression = &binding.condition.expression;
         if !seen.contains_key(expression) {
-            let fact = condition_fact_within(expression, now, &mut budget);
+            let fact = condition_fact(expression, now, &mut budget);
             seen.insert(expression.clone(), fact);
         }
     }
@@ -232,12 +232,8 @@ const PROBE_BUDGET: usize = 1_500_000;
 /// A condition false at `now` has expired only if it stays false: a window that opens later
 /// (`request.time > timestamp(…)`) or recurs (`getHours()`, `getDayOfWeek()`) grants again with no
 /// change in Bytebase, so such a binding counts, with the first time found in force as `later`.
-pub fn condition_fact(expression: &str, now: DateTime<Utc>) -> Value {
-    condition_fact_within(expression, now, &mut PROBE_BUDGET.clone())
-}
-
-/// [`condition_fact`], spending at most `budget` evaluations on later times.
-fn condition_fact_within(expression: &str, now: DateTime<Utc>, budget: &mut usize) -> Value {
+/// At most `budget` evaluations are spent on later times.
+fn condition_fact(expression: &str, now: DateTime<Utc>, budget: &mut usize) -> Value {
     let text = expression.trim();
     if text.is_empty() {
         return json!({"expired": false, "residual": false});
@@ -665,6 +661,12 @@ fn array<'a>(value: &'a Value, pointer: &str) -> &'a [Value] {
 mod tests {
     use super::*;
 
+    /// [`condition_fact`] with a whole budget.
+    fn fact(expression: &str, now: DateTime<Utc>) -> Value {
+        let mut budget = PROBE_BUDGET;
+        condition_fact(expression, now, &mut budget)
+    }
+
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)
     }
@@ -672,36 +674,36 @@ mod tests {
     #[test]
     fn expired_time_condition_is_dropped_and_resource_condition_kept() {
         let now = at("2026-12-03T12:00:00Z");
-        let past = condition_fact(r#"request.time < timestamp("2026-01-01T00:00:00Z")"#, now);
+        let past = fact(r#"request.time < timestamp("2026-01-01T00:00:00Z")"#, now);
         assert_eq!(past["expired"], true);
-        let future = condition_fact(r#"request.time < timestamp("2027-01-01T00:00:00Z")"#, now);
+        let future = fact(r#"request.time < timestamp("2027-01-01T00:00:00Z")"#, now);
         assert_eq!(future["expired"], false);
-        let scoped = condition_fact(r#"resource.database == "instances/i/databases/d""#, now);
+        let scoped = fact(r#"resource.database == "instances/i/databases/d""#, now);
         assert_eq!(scoped, json!({"expired": false, "residual": true}));
-        let both = condition_fact(
+        let both = fact(
             r#"request.time < timestamp("2026-01-01T00:00:00Z") && resource.environment_id == "x""#,
             now,
         );
         assert_eq!(both["expired"], true);
-        let broken = condition_fact("request.time <", now);
+        let broken = fact("request.time <", now);
         assert_eq!(broken["expired"], false);
         assert!(broken["error"].as_str().unwrap().contains("not understood"));
-        assert_eq!(condition_fact("", now), json!({"expired": false, "residual": false}));
+        assert_eq!(fact("", now), json!({"expired": false, "residual": false}));
     }
 
     #[test]
     fn a_window_that_opens_after_the_check_is_not_expired() {
         let now = at("2026-12-03T12:00:00Z"); // a Thursday
-        let hours = condition_fact("request.time.getHours() >= 13", now);
+        let hours = fact("request.time.getHours() >= 13", now);
         assert_eq!(
             hours,
             json!({"expired": false, "residual": false, "later": "2026-12-03T13:00:00Z"})
         );
-        let friday = condition_fact("request.time.getDayOfWeek() == 5", now);
+        let friday = fact("request.time.getDayOfWeek() == 5", now);
         assert_eq!(friday["later"], "2026-12-04T00:00:00Z");
-        let later = condition_fact(r#"request.time > timestamp("2026-12-24T00:00:00+01:00")"#, now);
+        let later = fact(r#"request.time > timestamp("2026-12-24T00:00:00+01:00")"#, now);
         assert_eq!(later["later"], "2026-12-23T23:00:01Z");
-        let gone = condition_fact("request.time.getFullYear() < 2026", now);
+        let gone = fact("request.time.getFullYear() < 2026", now);
         assert_eq!(gone, json!({"expired": true, "residual": false}));
         assert_eq!(
             timestamp_literals(r#"timestamp( 'nope') || timestamp("2027-01-01T00:00:00Z")"#),
@@ -714,17 +716,17 @@ mod tests {
         let now = at("2026-12-03T12:00:00Z");
         let gone = "request.time.getFullYear() < 2026";
         let mut budget = 10;
-        let fact = condition_fact_within(gone, now, &mut budget);
+        let spent = condition_fact(gone, now, &mut budget);
         assert_eq!(budget, 0);
-        assert_eq!(fact["expired"], false);
-        assert!(fact["error"].as_str().unwrap().contains("budget"), "{fact}");
+        assert_eq!(spent["expired"], false);
+        assert!(spent["error"].as_str().unwrap().contains("budget"), "{spent}");
         // Within the budget it is found expired, and a window of hours on one day of the month
         // or from a later year is found at a whole hour.
-        assert_eq!(condition_fact(gone, now)["expired"], true);
+        assert_eq!(fact(gone, now)["expired"], true);
         let monthly = "request.time.getDayOfMonth() == 0 && request.time.getHours() == 2";
-        assert_eq!(condition_fact(monthly, now)["later"], "2027-01-01T02:00:00Z");
+        assert_eq!(fact(monthly, now)["later"], "2027-01-01T02:00:00Z");
         let minutes = "request.time.getMinutes() >= 40";
-        assert_eq!(condition_fact(minutes, now)["later"], "2026-12-03T12:40:00Z");
+        assert_eq!(fact(minutes, now)["later"], "2026-12-03T12:40:00Z");
     }
 
     #[test]
