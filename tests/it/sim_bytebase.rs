@@ -1076,19 +1076,27 @@ fn bad_worlds_are_refused_with_the_field() {
     assert!(err.contains("GOLD"), "{err}");
 }
 
-#[test]
-fn cabgate_sim_prints_its_urls_then_serves_until_sigterm() {
+/// Starts `cabgate sim ARGS`; returns the child and the first line it printed (its URLs).
+fn cabgate_sim(args: &[&str]) -> (std::process::Child, String) {
     use std::io::BufRead;
 
-    let world = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worlds/basic.yaml");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cabgate"))
-        .args(["sim", "--world", world, "--seed", "3", "--faults", "latency=1ms"])
+        .arg("sim")
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    (child, line)
+}
+
+#[test]
+fn cabgate_sim_prints_its_urls_then_serves_until_sigterm() {
+    let world = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worlds/basic.yaml");
+    let (mut child, line) =
+        cabgate_sim(&["--world", world, "--seed", "3", "--faults", "latency=1ms"]);
     let urls: Value = serde_json::from_str(&line).unwrap();
     let bytebase = urls["bytebase"].as_str().unwrap().to_owned();
     assert!(bytebase.starts_with("http://127.0.0.1:"), "{line}");
@@ -1473,20 +1481,11 @@ fn webhook_urls_off_the_allowlist_and_unknown_events_are_refused() {
 
 #[test]
 fn cabgate_sim_posts_webhooks_to_the_relay_of_its_flag() {
-    use std::io::BufRead;
-
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let (relay_url, received) = rt.block_on(relay());
     let world = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/worlds/webhooks.yaml");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cabgate"))
-        .args(["sim", "--world", world, "--webhook-relay", &relay_url])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let (mut child, line) = cabgate_sim(&["--world", world, "--webhook-relay", &relay_url]);
     let urls: Value = serde_json::from_str(&line).unwrap();
     let bytebase = urls["bytebase"].as_str().unwrap().to_owned();
     let issue: Value = rt.block_on(async {
