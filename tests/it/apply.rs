@@ -626,6 +626,14 @@ impl Listening {
         (name, issue["plan"].as_str().expect("a plan name").to_owned())
     }
 
+    /// Waits for the loop's first pass, which opens a CHG for the world's issue 101.
+    async fn first_pass(&self) {
+        eventually("the first pass opens a CHG for 101", async || {
+            self.changes_for(ISSUE).await.len() == 1
+        })
+        .await;
+    }
+
     async fn changes_for(&self, name: &str) -> Vec<Value> {
         let key = name.replace("projects/", "").replace("/issues/", "/");
         let changes = self.h.changes().await;
@@ -652,10 +660,7 @@ async fn a_delivered_webhook_wakes_the_loop_long_before_the_poll_interval() {
     let l = Listening::start("").await;
     let started = std::time::Instant::now();
     let drive = async {
-        eventually("the first pass opens a CHG for 101", async || {
-            l.changes_for(ISSUE).await.len() == 1
-        })
-        .await;
+        l.first_pass().await;
         let (name, _) = l.create_issue().await;
         eventually("a webhook wakes the loop, which opens a CHG", async || {
             l.changes_for(&name).await.len() == 1
@@ -681,10 +686,7 @@ async fn a_delivered_webhook_wakes_the_loop_long_before_the_poll_interval() {
 async fn duplicated_webhooks_open_one_change_and_act_once() {
     let l = Listening::start("dup-webhook=1").await;
     let drive = async {
-        eventually("the first pass opens a CHG for 101", async || {
-            l.changes_for(ISSUE).await.len() == 1
-        })
-        .await;
+        l.first_pass().await;
         let (name, plan) = l.create_issue().await;
         eventually("the CHG is opened and named on the issue", async || {
             let opened = l.changes_for(&name).await.len() == 1;
